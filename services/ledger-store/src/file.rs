@@ -1,0 +1,1491 @@
+//! The embedded event log: append-only segment files written by one writer thread with group
+//! commit, an in-memory index rebuilt on open, and a Merkle tree over the global order.
+//!
+//! Durability: an append is acknowledged only after `fdatasync` of the segment returned. All
+//! appends waiting when the writer wakes share one write and one fsync (group commit).
+//! Atomicity: the records of one append carry `txn_index/txn_len`; on open, an append whose
+//! records are not all there is cut as a torn tail (it was never acknowledged).
+//! Damage (a record that was whole and no longer checks out, a gap, a version out of order)
+//! stops the open with [`StoreError::Corrupt`] naming the position: it is never served.
+
+use std::collections::HashMap;
+use std::fs::{self, File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Weak};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use ledger_merkle::{leaf_hash, Hash, MerkleTree};
+use parking_lot::{Condvar, Mutex, RwLock};
+use tokio::sync::{mpsc, oneshot, watch};
+use tracing::{info, warn};
+use uuid::Uuid;
+
+use crate::checkpoint::{LedgerKey, SignedCheckpoint};
+use crate::clock::{Clock, SystemClock};
+use crate::record::{
+    self, check_framed, decode_payload, encode_record, segment_header, Frame, RecordFields,
+    SegmentScanner, RECORD_HEADER_LEN, SEGMENT_HEADER_LEN,
+};
+use crate::{
+    AppendOutcome, AppendedEvent, ConsistencyProof, EventId, EventStore, EventStream,
+    ExpectedVersion, InclusionProof, RecordedEvent, StoreError, StreamAppend, StreamId,
+    APPEND_EVENTS_MAX, EVENT_BYTES_MAX, EVENT_TYPE_BYTES_MAX, READ_EVENTS_MAX,
+};
+
+/// Name of the folder holding segment files.
+pub const LOG_DIR: &str = "log";
+/// Name of the folder holding the ledger's keys.
+pub const KEY_DIR: &str = "keys";
+/// Name of the checkpoint log file.
+pub const CHECKPOINT_FILE: &str = "checkpoints.log";
+/// Magic bytes of the checkpoint log file.
+pub const CHECKPOINT_MAGIC: [u8; 8] = *b"TLCKP\x00\x00\x01";
+/// Events one subscription keeps buffered ahead of its consumer.
+pub const SUBSCRIPTION_BUFFER_EVENTS: usize = 256;
+
+/// Settings of the embedded store.
+pub struct FileStoreConfig {
+    /// The data folder.
+    pub dir: PathBuf,
+    /// A segment is closed and a new one started once it grows past this.
+    pub segment_bytes_max: u64,
+    /// Most bytes one group commit writes.
+    pub batch_bytes_max: usize,
+    /// Appends that may wait for the writer; further callers wait for room.
+    pub queue_appends_max: usize,
+    /// How often a checkpoint is signed while the log grows.
+    pub checkpoint_interval: Duration,
+    /// The log's name in its checkpoints.
+    pub origin: String,
+    /// The ledger clock (checkpoint times).
+    pub clock: Arc<dyn Clock>,
+    /// The signing key; `None` loads or creates `DIR/keys/ledger.ed25519`.
+    pub key: Option<LedgerKey>,
+}
+
+impl FileStoreConfig {
+    /// Defaults for a data folder.
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self {
+            dir: dir.into(),
+            segment_bytes_max: 256 * 1024 * 1024,
+            batch_bytes_max: 8 * 1024 * 1024,
+            queue_appends_max: 8192,
+            checkpoint_interval: Duration::from_secs(1),
+            origin: "transit-ledger".to_owned(),
+            clock: Arc::new(SystemClock),
+            key: None,
+        }
+    }
+}
+
+/// What opening the store found and did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OpenReport {
+    /// Events recovered.
+    pub events: u64,
+    /// Segments read.
+    pub segments: usize,
+    /// Bytes cut from the tail of the last segment (an unfinished, unacknowledged write).
+    pub torn_bytes_cut: u64,
+    /// Why they were cut.
+    pub torn_reason: Option<String>,
+    /// Checkpoints found.
+    pub checkpoints: u64,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Loc {
+    segment: u32,
+    offset: u64,
+    len: u32,
+}
+
+struct Segment {
+    path: PathBuf,
+    read: Arc<File>,
+}
+
+#[derive(Default)]
+struct State {
+    segments: Vec<Segment>,
+    locs: Vec<Loc>,
+    streams: HashMap<StreamId, Vec<u64>>,
+    event_ids: HashMap<Uuid, u64>,
+    tree: MerkleTree,
+}
+
+impl State {
+    fn head(&self) -> u64 {
+        self.locs.len() as u64
+    }
+
+    fn stream_last(&self, stream: &StreamId) -> Option<u64> {
+        self.streams
+            .get(stream)
+            .and_then(|v| (v.len() as u64).checked_sub(1))
+    }
+}
+
+enum Command {
+    Append {
+        appends: Vec<StreamAppend>,
+        reply: oneshot::Sender<Result<AppendOutcome, StoreError>>,
+    },
+    /// Finish what is queued before this, then exit.
+    Stop,
+}
+
+struct Inner {
+    dir: PathBuf,
+    origin: String,
+    clock: Arc<dyn Clock>,
+    key: LedgerKey,
+    state: RwLock<State>,
+    head: watch::Sender<u64>,
+    tx: mpsc::Sender<Command>,
+    poisoned: RwLock<Option<String>>,
+    checkpoints: Mutex<CheckpointLog>,
+    latest_checkpoint: RwLock<Option<SignedCheckpoint>>,
+}
+
+struct CheckpointLog {
+    file: File,
+    len: u64,
+}
+
+struct Stopper {
+    stopped: Mutex<bool>,
+    cv: Condvar,
+}
+
+/// The embedded event log. Cheap to share behind an `Arc`.
+pub struct FileStore {
+    inner: Arc<Inner>,
+    stopper: Arc<Stopper>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+    checkpointer: Mutex<Option<JoinHandle<()>>>,
+    report: OpenReport,
+}
+
+impl FileStore {
+    /// Opens (or creates) the store in `config.dir`, recovering from a crash if needed.
+    /// Only one process may have a data folder open; a second open fails.
+    pub fn open(config: FileStoreConfig) -> Result<Self, StoreError> {
+        let dir = config.dir.clone();
+        fs::create_dir_all(dir.join(LOG_DIR))?;
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join("LOCK"))?;
+        lock.try_lock().map_err(|_| {
+            StoreError::Invalid(format!(
+                "data folder {} is in use by another process",
+                dir.display()
+            ))
+        })?;
+        let key = match config.key {
+            Some(key) => key,
+            None => LedgerKey::load_or_create(&dir.join(KEY_DIR))?,
+        };
+        // Auditors need the public key beside the data even when the secret lives elsewhere.
+        let public_path = dir.join(KEY_DIR).join(crate::checkpoint::PUBLIC_FILE);
+        if !public_path.exists() {
+            fs::create_dir_all(dir.join(KEY_DIR))?;
+            fs::write(&public_path, hex::encode(key.public().as_bytes()))?;
+        }
+        let (state, active, mut report) = recover_log(&dir.join(LOG_DIR))?;
+        let (checkpoint_log, latest, count) = recover_checkpoints(&dir, &state, &key)?;
+        report.checkpoints = count;
+        info!(
+            events = report.events,
+            segments = report.segments,
+            torn_bytes_cut = report.torn_bytes_cut,
+            checkpoints = report.checkpoints,
+            "event log opened"
+        );
+        let (tx, rx) = mpsc::channel(config.queue_appends_max.max(1));
+        let (head, _) = watch::channel(state.head());
+        let inner = Arc::new(Inner {
+            dir: dir.clone(),
+            origin: config.origin,
+            clock: config.clock,
+            key,
+            state: RwLock::new(state),
+            head,
+            tx,
+            poisoned: RwLock::new(None),
+            checkpoints: Mutex::new(checkpoint_log),
+            latest_checkpoint: RwLock::new(latest),
+        });
+        let writer_state = Writer {
+            inner: Arc::downgrade(&inner),
+            active,
+            segment_bytes_max: config.segment_bytes_max,
+            batch_bytes_max: config.batch_bytes_max,
+            _lock: lock,
+        };
+        let writer = std::thread::Builder::new()
+            .name("ledger-writer".to_owned())
+            .spawn(move || writer_state.run(rx))?;
+        let stopper = Arc::new(Stopper {
+            stopped: Mutex::new(false),
+            cv: Condvar::new(),
+        });
+        let weak = Arc::downgrade(&inner);
+        let stop = stopper.clone();
+        let interval = config.checkpoint_interval;
+        let checkpointer = std::thread::Builder::new()
+            .name("ledger-checkpointer".to_owned())
+            .spawn(move || checkpoint_loop(weak, stop, interval))?;
+        Ok(Self {
+            inner,
+            stopper,
+            writer: Mutex::new(Some(writer)),
+            checkpointer: Mutex::new(Some(checkpointer)),
+            report,
+        })
+    }
+
+    /// What the open found.
+    pub fn open_report(&self) -> &OpenReport {
+        &self.report
+    }
+
+    /// The data folder.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// The ledger's public key, to check checkpoints.
+    pub fn public_key(&self) -> ed25519_dalek::VerifyingKey {
+        self.inner.key.public()
+    }
+
+    /// Approximate memory held by the index and the tree, in bytes.
+    pub fn index_memory_bytes(&self) -> usize {
+        let state = self.inner.state.read();
+        state.locs.capacity() * std::mem::size_of::<Loc>()
+            + state.event_ids.capacity() * (16 + 8 + 8)
+            + state
+                .streams
+                .values()
+                .map(|v| v.capacity() * 8 + 64)
+                .sum::<usize>()
+            + state.tree.memory_bytes()
+    }
+
+    /// Signs a last checkpoint, lets the writer finish the appends already queued, and waits
+    /// for both background threads to exit, so the folder can be opened again at once.
+    pub async fn close(self) -> Result<Option<SignedCheckpoint>, StoreError> {
+        let checkpoint = self.checkpoint_now().await?;
+        self.stop_checkpointer();
+        let _ = self.inner.tx.send(Command::Stop).await;
+        let writer = self.writer.lock().take();
+        if let Some(handle) = writer {
+            tokio::task::spawn_blocking(move || handle.join())
+                .await
+                .map_err(|e| StoreError::Io(std::io::Error::other(e)))?
+                .map_err(|_| StoreError::Poisoned("the writer thread panicked".to_owned()))?;
+        }
+        Ok(checkpoint)
+    }
+
+    fn stop_checkpointer(&self) {
+        *self.stopper.stopped.lock() = true;
+        self.stopper.cv.notify_all();
+        if let Some(handle) = self.checkpointer.lock().take() {
+            let _ = handle.join();
+        }
+    }
+
+    fn read_range(&self, from: u64, max: usize) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.inner.read_range(from, max)
+    }
+}
+
+impl Drop for FileStore {
+    fn drop(&mut self) {
+        // The writer holds only a weak reference: it exits by itself once the last strong
+        // one (ours, or a live subscription's) is gone and its channel closes.
+        self.stop_checkpointer();
+    }
+}
+
+fn checkpoint_loop(inner: Weak<Inner>, stop: Arc<Stopper>, interval: Duration) {
+    loop {
+        {
+            let mut stopped = stop.stopped.lock();
+            if !*stopped {
+                stop.cv.wait_for(&mut stopped, interval);
+            }
+            if *stopped {
+                return;
+            }
+        }
+        let Some(inner) = inner.upgrade() else {
+            return;
+        };
+        if let Err(err) = inner.checkpoint_now() {
+            warn!(error = %err, "signing a checkpoint failed");
+        }
+    }
+}
+
+impl Inner {
+    fn checkpoint_now(&self) -> Result<Option<SignedCheckpoint>, StoreError> {
+        let mut log = self.checkpoints.lock();
+        let (size, root) = {
+            let state = self.state.read();
+            (state.tree.len(), state.tree.root())
+        };
+        let latest = self.latest_checkpoint.read().clone();
+        if size == 0 || latest.as_ref().is_some_and(|cp| cp.tree_size == size) {
+            return Ok(latest);
+        }
+        let checkpoint = self
+            .key
+            .sign(&self.origin, size, &root, self.clock.now_millis());
+        let payload = serde_json::to_vec(&checkpoint)
+            .map_err(|e| StoreError::Invalid(format!("checkpoint encoding: {e}")))?;
+        let mut frame = Vec::with_capacity(payload.len() + RECORD_HEADER_LEN);
+        record::encode_frame(&mut frame, &payload);
+        let at = log.len;
+        log.file.write_all_at(&frame, at)?;
+        log.file.sync_data()?;
+        log.len += frame.len() as u64;
+        *self.latest_checkpoint.write() = Some(checkpoint.clone());
+        Ok(Some(checkpoint))
+    }
+
+    fn read_range(&self, from: u64, max: usize) -> Result<Vec<RecordedEvent>, StoreError> {
+        let max = max.min(READ_EVENTS_MAX);
+        // Gather locations under the lock, read the bytes without it.
+        let (runs, leaves) = {
+            let state = self.state.read();
+            let head = state.head();
+            if from >= head || max == 0 {
+                return Ok(Vec::new());
+            }
+            let end = head.min(from + max as u64);
+            let mut runs: Vec<(Arc<File>, Vec<Loc>, PathBuf)> = Vec::new();
+            let mut leaves = Vec::with_capacity((end - from) as usize);
+            for position in from..end {
+                let loc = state.locs[position as usize];
+                leaves.push(
+                    state
+                        .tree
+                        .leaf(position)
+                        .expect("invariant: every indexed record is a leaf"),
+                );
+                match runs.last_mut() {
+                    Some((_, locs, _))
+                        if locs.last().is_some_and(|last| {
+                            last.segment == loc.segment
+                                && last.offset + u64::from(last.len) == loc.offset
+                        }) =>
+                    {
+                        locs.push(loc);
+                    }
+                    _ => {
+                        let segment = &state.segments[loc.segment as usize];
+                        runs.push((segment.read.clone(), vec![loc], segment.path.clone()));
+                    }
+                }
+            }
+            (runs, leaves)
+        };
+        let mut out = Vec::with_capacity(leaves.len());
+        let mut position = from;
+        for (file, locs, path) in runs {
+            let start = locs[0].offset;
+            let last = locs[locs.len() - 1];
+            let end = last.offset + u64::from(last.len);
+            let mut buf = vec![0u8; (end - start) as usize];
+            file.read_exact_at(&mut buf, start)?;
+            for loc in locs {
+                let at = (loc.offset - start) as usize;
+                let framed = &buf[at..at + loc.len as usize];
+                let expected_leaf = leaves[(position - from) as usize];
+                let event = decode_checked(framed, position, &expected_leaf).map_err(|reason| {
+                    StoreError::Corrupt {
+                        position,
+                        segment: path.display().to_string(),
+                        offset: loc.offset,
+                        reason,
+                    }
+                })?;
+                out.push(event);
+                position += 1;
+            }
+        }
+        Ok(out)
+    }
+
+    fn read_positions(&self, positions: &[u64]) -> Result<Vec<RecordedEvent>, StoreError> {
+        let mut out = Vec::with_capacity(positions.len());
+        for &position in positions {
+            let mut events = self.read_range(position, 1)?;
+            match events.pop() {
+                Some(event) => out.push(event),
+                None => return Err(StoreError::NotFound(format!("position {position}"))),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Checks a framed record read back from disk before it is served.
+fn decode_checked(framed: &[u8], position: u64, leaf: &Hash) -> Result<RecordedEvent, String> {
+    let payload = check_framed(framed)?;
+    let hash = leaf_hash(payload);
+    if &hash != leaf {
+        return Err("record no longer matches its Merkle leaf".to_owned());
+    }
+    let fields = decode_payload(payload)?;
+    if fields.position != position {
+        return Err(format!(
+            "record says position {}, index says {position}",
+            fields.position
+        ));
+    }
+    to_recorded(&fields, hash)
+}
+
+fn to_recorded(fields: &RecordFields<'_>, leaf_hash: Hash) -> Result<RecordedEvent, String> {
+    Ok(RecordedEvent {
+        position: fields.position,
+        stream: StreamId::new(fields.stream).map_err(|e| e.to_string())?,
+        version: fields.version,
+        event_id: EventId(Uuid::from_bytes(fields.event_id)),
+        event_type: fields.event_type.to_owned(),
+        schema_version: fields.schema_version,
+        data: fields.data.to_vec(),
+        metadata: fields.metadata.to_vec(),
+        leaf_hash,
+    })
+}
+
+fn segment_name(first_position: u64) -> String {
+    format!("{first_position:020}.seg")
+}
+
+fn list_segments(log_dir: &Path) -> Result<Vec<PathBuf>, StoreError> {
+    let mut paths: Vec<PathBuf> = fs::read_dir(log_dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "seg"))
+        .collect();
+    paths.sort();
+    Ok(paths)
+}
+
+struct ActiveSegment {
+    file: File,
+    len: u64,
+    index: u32,
+}
+
+/// A transaction being rebuilt on open: its records are indexed only once all are there.
+struct OpenTxn {
+    start_offset: u64,
+    records: Vec<(Loc, Hash, StreamId, Uuid)>,
+    len: u16,
+}
+
+/// What must be cut from the tail of the log: an unfinished, never acknowledged write.
+pub(crate) struct Cut {
+    pub(crate) path: PathBuf,
+    /// Truncate the segment to this length; `None` removes a segment whose header is unfinished.
+    pub(crate) offset: Option<u64>,
+    pub(crate) bytes: u64,
+    pub(crate) reason: String,
+}
+
+/// The result of reading the whole log without changing it.
+pub(crate) struct Scan {
+    state: State,
+    pub(crate) cut: Option<Cut>,
+    /// The first damage found; the state holds everything before it.
+    pub(crate) damage: Option<StoreError>,
+}
+
+impl Scan {
+    pub(crate) fn events(&self) -> u64 {
+        self.state.head()
+    }
+    pub(crate) fn segments(&self) -> usize {
+        self.state.segments.len()
+    }
+    pub(crate) fn tree(&self) -> &MerkleTree {
+        &self.state.tree
+    }
+}
+
+/// Reads every segment, checking each record's checksums, position, stream version, event id
+/// uniqueness and append boundaries, and rebuilding the index and the Merkle tree.
+pub(crate) fn scan_log(log_dir: &Path) -> Result<Scan, StoreError> {
+    let mut state = State::default();
+    let paths = list_segments(log_dir)?;
+    let segment_count = paths.len();
+    for (index, path) in paths.iter().enumerate() {
+        let is_last = index + 1 == segment_count;
+        let corrupt = |position: u64, offset: u64, reason: String| StoreError::Corrupt {
+            position,
+            segment: path.display().to_string(),
+            offset,
+            reason,
+        };
+        let file_len = fs::metadata(path)?.len();
+        if is_last && file_len < SEGMENT_HEADER_LEN {
+            // The process died while creating this segment: nothing in it was acknowledged.
+            return Ok(Scan {
+                state,
+                cut: Some(Cut {
+                    path: path.clone(),
+                    offset: None,
+                    bytes: file_len,
+                    reason: "segment header was never completed".to_owned(),
+                }),
+                damage: None,
+            });
+        }
+        let (mut scanner, first) = SegmentScanner::open(path)?;
+        let head = state.head();
+        let first = match first {
+            Ok(first) if first == head => first,
+            Ok(first) => {
+                let reason = format!("segment starts at position {first}, expected {head}");
+                return Ok(damaged(state, corrupt(head, 0, reason)));
+            }
+            Err(reason) => return Ok(damaged(state, corrupt(head, 0, reason))),
+        };
+        let expected_name = segment_name(first);
+        if path.file_name().and_then(|n| n.to_str()) != Some(expected_name.as_str()) {
+            let reason = format!("segment should be named {expected_name}");
+            return Ok(damaged(state, corrupt(first, 0, reason)));
+        }
+        state.segments.push(Segment {
+            path: path.clone(),
+            read: Arc::new(File::open(path)?),
+        });
+        let seg_index = index as u32;
+        let mut txn: Option<OpenTxn> = None;
+        loop {
+            let offset = scanner.offset();
+            let pending = txn.as_ref().map_or(&[][..], |t| &t.records[..]);
+            let position = state.head() + pending.len() as u64;
+            let frame = scanner.next_frame()?;
+            let (payload, framed_len) = match frame {
+                Frame::Record {
+                    payload,
+                    framed_len,
+                } => (payload, framed_len),
+                Frame::Damaged { reason } => {
+                    return Ok(damaged(state, corrupt(position, offset, reason)))
+                }
+                Frame::End | Frame::TornTail { .. } => {
+                    let reason = match (frame, &txn) {
+                        (Frame::TornTail { reason }, _) => reason,
+                        (_, Some(t)) => format!(
+                            "append of {} records ends after {} of them",
+                            t.len,
+                            t.records.len()
+                        ),
+                        _ => break,
+                    };
+                    let start = txn.as_ref().map_or(offset, |t| t.start_offset);
+                    if !is_last {
+                        return Ok(damaged(state, corrupt(position, start, reason)));
+                    }
+                    return Ok(Scan {
+                        state,
+                        cut: Some(Cut {
+                            path: path.clone(),
+                            offset: Some(start),
+                            bytes: file_len - start,
+                            reason,
+                        }),
+                        damage: None,
+                    });
+                }
+            };
+            let checked = check_record(&state, pending, &payload, position);
+            let (fields_stream, version, id, txn_index, txn_len) = match checked {
+                Ok(v) => v,
+                Err(reason) => return Ok(damaged(state, corrupt(position, offset, reason))),
+            };
+            let mut current = match txn.take() {
+                None if txn_index == 0 => OpenTxn {
+                    start_offset: offset,
+                    records: Vec::with_capacity(usize::from(txn_len)),
+                    len: txn_len,
+                },
+                Some(t) if t.len == txn_len && t.records.len() == usize::from(txn_index) => t,
+                _ => {
+                    let reason =
+                        format!("record {txn_index}/{txn_len} breaks its append's sequence");
+                    return Ok(damaged(state, corrupt(position, offset, reason)));
+                }
+            };
+            let _ = version;
+            let loc = Loc {
+                segment: seg_index,
+                offset,
+                len: framed_len as u32,
+            };
+            current
+                .records
+                .push((loc, leaf_hash(&payload), fields_stream, id));
+            if current.records.len() == usize::from(current.len) {
+                for (loc, leaf, stream, id) in current.records {
+                    let position = state.head();
+                    state.locs.push(loc);
+                    state.tree.push_leaf_hash(leaf);
+                    state.event_ids.insert(id, position);
+                    match state.streams.get_mut(stream.as_str()) {
+                        Some(positions) => positions.push(position),
+                        None => {
+                            state.streams.insert(stream, vec![position]);
+                        }
+                    }
+                }
+            } else {
+                txn = Some(current);
+            }
+        }
+    }
+    Ok(Scan {
+        state,
+        cut: None,
+        damage: None,
+    })
+}
+
+fn damaged(state: State, damage: StoreError) -> Scan {
+    Scan {
+        state,
+        cut: None,
+        damage: Some(damage),
+    }
+}
+
+/// Checks one record against the index built so far and the records of its unfinished append.
+fn check_record(
+    state: &State,
+    pending: &[(Loc, Hash, StreamId, Uuid)],
+    payload: &[u8],
+    position: u64,
+) -> Result<(StreamId, u64, Uuid, u16, u16), String> {
+    let fields = decode_payload(payload)?;
+    if fields.position != position {
+        return Err(format!("record says position {}", fields.position));
+    }
+    let stream = StreamId::new(fields.stream).map_err(|e| e.to_string())?;
+    let pending_in_stream = pending.iter().filter(|r| r.2 == stream).count() as u64;
+    let due = state.streams.get(&stream).map_or(0, |v| v.len() as u64) + pending_in_stream;
+    if fields.version != due {
+        return Err(format!(
+            "stream {stream} version {} where {due} was due",
+            fields.version
+        ));
+    }
+    let id = Uuid::from_bytes(fields.event_id);
+    if state.event_ids.contains_key(&id) || pending.iter().any(|r| r.3 == id) {
+        return Err(format!("event id {id} repeated"));
+    }
+    Ok((stream, fields.version, id, fields.txn_index, fields.txn_len))
+}
+
+fn recover_log(log_dir: &Path) -> Result<(State, ActiveSegment, OpenReport), StoreError> {
+    let scan = scan_log(log_dir)?;
+    if let Some(damage) = scan.damage {
+        return Err(damage);
+    }
+    let mut state = scan.state;
+    let mut report = OpenReport::default();
+    if let Some(cut) = scan.cut {
+        warn!(
+            segment = %cut.path.display(),
+            offset = ?cut.offset,
+            bytes = cut.bytes,
+            reason = %cut.reason,
+            "cutting a torn tail (an unfinished write that was never acknowledged)"
+        );
+        match cut.offset {
+            Some(offset) => {
+                let file = OpenOptions::new().write(true).open(&cut.path)?;
+                file.set_len(offset)?;
+                file.sync_all()?;
+            }
+            None => {
+                fs::remove_file(&cut.path)?;
+                File::open(log_dir)?.sync_all()?;
+            }
+        }
+        report.torn_bytes_cut = cut.bytes;
+        report.torn_reason = Some(cut.reason);
+    }
+    if state.segments.is_empty() {
+        let first = state.head();
+        let path = log_dir.join(segment_name(first));
+        let file = OpenOptions::new()
+            .create_new(true)
+            .read(true)
+            .write(true)
+            .open(&path)?;
+        file.write_all_at(&segment_header(first), 0)?;
+        file.sync_all()?;
+        File::open(log_dir)?.sync_all()?;
+        state.segments.push(Segment {
+            path: path.clone(),
+            read: Arc::new(File::open(&path)?),
+        });
+    }
+    let last = state
+        .segments
+        .last()
+        .expect("invariant: at least one segment exists");
+    let file = OpenOptions::new().read(true).write(true).open(&last.path)?;
+    let len = file.metadata()?.len();
+    let active = ActiveSegment {
+        file,
+        len,
+        index: (state.segments.len() - 1) as u32,
+    };
+    report.events = state.head();
+    report.segments = state.segments.len();
+    Ok((state, active, report))
+}
+
+fn recover_checkpoints(
+    dir: &Path,
+    state: &State,
+    key: &LedgerKey,
+) -> Result<(CheckpointLog, Option<SignedCheckpoint>, u64), StoreError> {
+    let path = dir.join(CHECKPOINT_FILE);
+    let corrupt = |offset: u64, reason: String| StoreError::Corrupt {
+        position: state.head(),
+        segment: path.display().to_string(),
+        offset,
+        reason,
+    };
+    if !path.exists() {
+        let file = OpenOptions::new()
+            .create_new(true)
+            .read(true)
+            .write(true)
+            .open(&path)?;
+        let mut header = [0u8; SEGMENT_HEADER_LEN as usize];
+        header[..8].copy_from_slice(&CHECKPOINT_MAGIC);
+        file.write_all_at(&header, 0)?;
+        file.sync_all()?;
+        File::open(dir)?.sync_all()?;
+        return Ok((
+            CheckpointLog {
+                file,
+                len: SEGMENT_HEADER_LEN,
+            },
+            None,
+            0,
+        ));
+    }
+    let checkpoints =
+        read_checkpoints(&path).map_err(|(offset, reason)| corrupt(offset, reason))?;
+    let file = OpenOptions::new().read(true).write(true).open(&path)?;
+    if checkpoints.end < file.metadata()?.len() {
+        warn!(offset = checkpoints.end, "cutting a torn checkpoint tail");
+        file.set_len(checkpoints.end)?;
+        file.sync_all()?;
+    }
+    let latest = checkpoints.items.last().map(|(_, cp)| cp.clone());
+    if let Some((offset, cp)) = checkpoints.items.last() {
+        // The latest checkpoint must be ours and must describe a prefix of this log. Older
+        // ones are checked by `transit-ledger verify`, which reads everything.
+        cp.verify(&key.public()).map_err(|r| corrupt(*offset, r))?;
+        if cp.tree_size > state.tree.len() {
+            return Err(corrupt(
+                *offset,
+                format!(
+                    "signed checkpoint covers {} events but the log holds {}: acknowledged events are missing",
+                    cp.tree_size,
+                    state.tree.len()
+                ),
+            ));
+        }
+        let root = state.tree.root_at(cp.tree_size)?;
+        if ledger_merkle::to_hex(&root) != cp.root {
+            return Err(corrupt(
+                *offset,
+                format!(
+                    "the log's root at size {} differs from the signed checkpoint: history was altered",
+                    cp.tree_size
+                ),
+            ));
+        }
+    }
+    Ok((
+        CheckpointLog {
+            file,
+            len: checkpoints.end,
+        },
+        latest,
+        checkpoints.items.len() as u64,
+    ))
+}
+
+/// Checkpoints read from a checkpoint log.
+pub struct CheckpointFile {
+    /// (byte offset, checkpoint), in file order.
+    pub items: Vec<(u64, SignedCheckpoint)>,
+    /// Where the valid part ends (a torn tail after it is ignored).
+    pub end: u64,
+    /// A torn tail found after `end`, if any.
+    pub torn: Option<String>,
+}
+
+/// Reads every checkpoint of a checkpoint log; damage is `(offset, reason)`.
+pub fn read_checkpoints(path: &Path) -> Result<CheckpointFile, (u64, String)> {
+    let io = |e: std::io::Error| (0, e.to_string());
+    let (mut scanner, _) = SegmentScanner::open(path).map_err(io)?;
+    let mut header = [0u8; SEGMENT_HEADER_LEN as usize];
+    let file = File::open(path).map_err(io)?;
+    let got = record::read_full_at(&file, &mut header, 0).map_err(io)?;
+    if got < SEGMENT_HEADER_LEN as usize || header[..8] != CHECKPOINT_MAGIC {
+        return Err((0, "checkpoint log header is damaged".to_owned()));
+    }
+    let mut items = Vec::new();
+    let mut torn = None;
+    loop {
+        let offset = scanner.offset();
+        match scanner.next_frame().map_err(io)? {
+            Frame::Record { payload, .. } => {
+                let cp: SignedCheckpoint = serde_json::from_slice(&payload)
+                    .map_err(|e| (offset, format!("checkpoint does not parse: {e}")))?;
+                if let Some((_, prev)) = items.last() {
+                    let prev: &SignedCheckpoint = prev;
+                    if cp.tree_size <= prev.tree_size {
+                        return Err((offset, "checkpoint tree sizes do not grow".to_owned()));
+                    }
+                }
+                items.push((offset, cp));
+            }
+            Frame::End => break,
+            Frame::TornTail { reason } => {
+                torn = Some(reason);
+                break;
+            }
+            Frame::Damaged { reason } => return Err((offset, reason)),
+        }
+    }
+    Ok(CheckpointFile {
+        items,
+        end: scanner.offset(),
+        torn,
+    })
+}
+
+/// Appends waiting in one group commit, each with where its answer goes.
+type Batch = Vec<(Vec<StreamAppend>, Reply)>;
+type Reply = oneshot::Sender<Result<AppendOutcome, StoreError>>;
+
+struct Writer {
+    inner: Weak<Inner>,
+    active: ActiveSegment,
+    segment_bytes_max: u64,
+    batch_bytes_max: usize,
+    _lock: File,
+}
+
+/// One append being prepared in a batch.
+struct Prepared {
+    reply: oneshot::Sender<Result<AppendOutcome, StoreError>>,
+    outcome: AppendOutcome,
+}
+
+/// What a pending (written, not yet committed) event looks like, for idempotency inside a batch.
+struct PendingEvent {
+    appended: AppendedEvent,
+    content: Hash,
+}
+
+fn content_hash(stream: &StreamId, event: &crate::NewEvent) -> Hash {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(stream.as_str().as_bytes());
+    h.update([0]);
+    h.update(event.event_type.as_bytes());
+    h.update([0]);
+    h.update(event.schema_version.to_le_bytes());
+    h.update((event.metadata.len() as u64).to_le_bytes());
+    h.update(&event.metadata);
+    h.update(&event.data);
+    h.finalize().into()
+}
+
+impl Writer {
+    fn run(mut self, mut rx: mpsc::Receiver<Command>) {
+        let mut batch: Batch = Vec::new();
+        while let Some(Command::Append { appends, reply }) = rx.blocking_recv() {
+            let Some(inner) = self.inner.upgrade() else {
+                return;
+            };
+            let mut bytes = approx_bytes(&appends);
+            batch.push((appends, reply));
+            let mut stop = false;
+            while bytes < self.batch_bytes_max {
+                match rx.try_recv() {
+                    Ok(Command::Append { appends, reply }) => {
+                        bytes += approx_bytes(&appends);
+                        batch.push((appends, reply));
+                    }
+                    Ok(Command::Stop) => {
+                        stop = true;
+                        break;
+                    }
+                    Err(_) => break,
+                }
+            }
+            let span = tracing::debug_span!("group_commit", appends = batch.len());
+            span.in_scope(|| self.commit(&inner, &mut batch));
+            if stop {
+                return;
+            }
+        }
+    }
+
+    fn commit(
+        &mut self,
+        inner: &Inner,
+        batch: &mut Batch,
+    ) {
+        if let Some(reason) = inner.poisoned.read().clone() {
+            for (_, reply) in batch.drain(..) {
+                let _ = reply.send(Err(StoreError::Poisoned(reason.clone())));
+            }
+            return;
+        }
+        let mut buf: Vec<u8> = Vec::new();
+        let mut prepared: Vec<Prepared> = Vec::new();
+        let mut new_locs: Vec<(Loc, Hash, StreamId, Uuid)> = Vec::new();
+        let mut pending_heads: HashMap<StreamId, u64> = HashMap::new();
+        let mut pending_ids: HashMap<Uuid, PendingEvent> = HashMap::new();
+        {
+            let state = inner.state.read();
+            let base_offset = self.active.len;
+            for (appends, reply) in batch.drain(..) {
+                if appends.is_empty() {
+                    // A wake-up with nothing to write.
+                    let _ = reply.send(Err(StoreError::Invalid("empty append".to_owned())));
+                    continue;
+                }
+                let next_position = state.head() + new_locs.len() as u64;
+                match prepare(
+                    inner,
+                    &state,
+                    &appends,
+                    &mut pending_heads,
+                    &mut pending_ids,
+                ) {
+                    Ok(Prep::Duplicate(outcome)) => prepared.push(Prepared { reply, outcome }),
+                    Ok(Prep::New(records)) => {
+                        let txn_len = records.len() as u16;
+                        let mut events = Vec::with_capacity(records.len());
+                        for (i, (stream, version, event)) in records.into_iter().enumerate() {
+                            let position = next_position + i as u64;
+                            let offset = base_offset + buf.len() as u64;
+                            let leaf = encode_record(
+                                &mut buf,
+                                &RecordFields {
+                                    position,
+                                    txn_index: i as u16,
+                                    txn_len,
+                                    version,
+                                    stream: stream.as_str(),
+                                    event_id: *event.event_id.0.as_bytes(),
+                                    event_type: &event.event_type,
+                                    schema_version: event.schema_version,
+                                    metadata: &event.metadata,
+                                    data: &event.data,
+                                },
+                            );
+                            let len = (base_offset + buf.len() as u64 - offset) as u32;
+                            let appended = AppendedEvent {
+                                event_id: event.event_id,
+                                stream: stream.clone(),
+                                version,
+                                position,
+                            };
+                            pending_ids.insert(
+                                event.event_id.0,
+                                PendingEvent {
+                                    appended: appended.clone(),
+                                    content: content_hash(&stream, event),
+                                },
+                            );
+                            pending_heads.insert(stream.clone(), version);
+                            new_locs.push((
+                                Loc {
+                                    segment: self.active.index,
+                                    offset,
+                                    len,
+                                },
+                                leaf,
+                                stream,
+                                event.event_id.0,
+                            ));
+                            events.push(appended);
+                        }
+                        prepared.push(Prepared {
+                            reply,
+                            outcome: AppendOutcome {
+                                events,
+                                already_recorded: false,
+                            },
+                        });
+                    }
+                    Err(err) => {
+                        let _ = reply.send(Err(err));
+                    }
+                }
+            }
+        }
+        if !buf.is_empty() {
+            if let Err(err) = self.write_durably(inner, &mut buf, &mut new_locs) {
+                let reason = err.to_string();
+                for p in prepared {
+                    let _ = p
+                        .reply
+                        .send(Err(StoreError::Io(std::io::Error::other(reason.clone()))));
+                }
+                return;
+            }
+            let head = {
+                let mut state = inner.state.write();
+                for (loc, leaf, stream, id) in new_locs {
+                    let position = state.head();
+                    state.locs.push(loc);
+                    state.tree.push_leaf_hash(leaf);
+                    state.event_ids.insert(id, position);
+                    state.streams.entry(stream).or_default().push(position);
+                }
+                state.head()
+            };
+            inner.head.send_replace(head);
+        }
+        for p in prepared {
+            let _ = p.reply.send(Ok(p.outcome));
+        }
+    }
+
+    /// Writes the batch and fsyncs it. On a write error the segment is cut back to where it
+    /// was, so the store stays usable (a full disk heals when space returns); on an fsync
+    /// error the store is poisoned, since the kernel may have dropped the dirty pages.
+    fn write_durably(
+        &mut self,
+        inner: &Inner,
+        buf: &mut Vec<u8>,
+        new_locs: &mut [(Loc, Hash, StreamId, Uuid)],
+    ) -> std::io::Result<()> {
+        if self.active.len > SEGMENT_HEADER_LEN
+            && self.active.len + buf.len() as u64 > self.segment_bytes_max
+        {
+            self.roll_segment(inner)?;
+            // Rebase the batch's locations onto the new segment.
+            let base = new_locs
+                .first()
+                .map(|(loc, ..)| loc.offset)
+                .expect("invariant: a non-empty batch has records");
+            for (loc, ..) in new_locs.iter_mut() {
+                loc.offset = loc.offset - base + SEGMENT_HEADER_LEN;
+                loc.segment = self.active.index;
+            }
+        }
+        let at = self.active.len;
+        if let Err(err) = self.active.file.write_all_at(buf, at) {
+            warn!(error = %err, bytes = buf.len(), "append write failed; cutting back");
+            if let Err(cut) = self
+                .active
+                .file
+                .set_len(at)
+                .and_then(|()| self.active.file.sync_all())
+            {
+                *inner.poisoned.write() =
+                    Some(format!("write failed ({err}) and cut-back failed ({cut})"));
+            }
+            return Err(err);
+        }
+        if let Err(err) = self.active.file.sync_data() {
+            *inner.poisoned.write() = Some(format!("fsync failed: {err}"));
+            return Err(err);
+        }
+        self.active.len = at + buf.len() as u64;
+        buf.clear();
+        Ok(())
+    }
+
+    fn roll_segment(&mut self, inner: &Inner) -> std::io::Result<()> {
+        let first = inner.state.read().head();
+        let path = inner.dir.join(LOG_DIR).join(segment_name(first));
+        let file = OpenOptions::new()
+            .create_new(true)
+            .read(true)
+            .write(true)
+            .open(&path)?;
+        file.write_all_at(&segment_header(first), 0)?;
+        file.sync_all()?;
+        File::open(inner.dir.join(LOG_DIR))?.sync_all()?;
+        let read = Arc::new(File::open(&path)?);
+        let index = {
+            let mut state = inner.state.write();
+            state.segments.push(Segment { path, read });
+            (state.segments.len() - 1) as u32
+        };
+        self.active = ActiveSegment {
+            file,
+            len: SEGMENT_HEADER_LEN,
+            index,
+        };
+        Ok(())
+    }
+}
+
+fn approx_bytes(appends: &[StreamAppend]) -> usize {
+    appends
+        .iter()
+        .flat_map(|a| a.events.iter())
+        .map(|e| e.data.len() + e.metadata.len() + 96)
+        .sum()
+}
+
+enum Prep<'a> {
+    New(Vec<(StreamId, u64, &'a crate::NewEvent)>),
+    Duplicate(AppendOutcome),
+}
+
+fn prepare<'a>(
+    inner: &Inner,
+    state: &State,
+    appends: &'a [StreamAppend],
+    pending_heads: &mut HashMap<StreamId, u64>,
+    pending_ids: &mut HashMap<Uuid, PendingEvent>,
+) -> Result<Prep<'a>, StoreError> {
+    let total: usize = appends.iter().map(|a| a.events.len()).sum();
+    if total == 0 {
+        return Err(StoreError::Invalid(
+            "an append needs at least one event".to_owned(),
+        ));
+    }
+    if total > APPEND_EVENTS_MAX {
+        return Err(StoreError::Invalid(format!(
+            "{total} events in one append; at most {APPEND_EVENTS_MAX}"
+        )));
+    }
+    let mut seen_streams = std::collections::HashSet::new();
+    let mut seen_ids = std::collections::HashSet::new();
+    for a in appends {
+        if !seen_streams.insert(&a.stream) {
+            return Err(StoreError::Invalid(format!(
+                "stream {} appears twice in one append",
+                a.stream
+            )));
+        }
+        for e in &a.events {
+            if e.data.len() + e.metadata.len() > EVENT_BYTES_MAX {
+                return Err(StoreError::Invalid(format!(
+                    "event {} is larger than {EVENT_BYTES_MAX} bytes",
+                    e.event_id
+                )));
+            }
+            if e.event_type.is_empty() || e.event_type.len() > EVENT_TYPE_BYTES_MAX {
+                return Err(StoreError::Invalid(format!(
+                    "event type must be 1..={EVENT_TYPE_BYTES_MAX} bytes"
+                )));
+            }
+            if !seen_ids.insert(e.event_id) {
+                return Err(StoreError::Invalid(format!(
+                    "event id {} appears twice in one append",
+                    e.event_id
+                )));
+            }
+        }
+    }
+    // Idempotency: all ids known with the same content -> the original outcome; some -> conflict.
+    let known = appends
+        .iter()
+        .flat_map(|a| a.events.iter())
+        .filter(|e| {
+            state.event_ids.contains_key(&e.event_id.0) || pending_ids.contains_key(&e.event_id.0)
+        })
+        .count();
+    if known > 0 {
+        if known < total {
+            let id = appends
+                .iter()
+                .flat_map(|a| a.events.iter())
+                .find(|e| {
+                    state.event_ids.contains_key(&e.event_id.0)
+                        || pending_ids.contains_key(&e.event_id.0)
+                })
+                .map(|e| e.event_id)
+                .expect("invariant: known > 0");
+            return Err(StoreError::EventIdConflict { event_id: id });
+        }
+        let mut events = Vec::with_capacity(total);
+        for a in appends {
+            for e in &a.events {
+                let want = content_hash(&a.stream, e);
+                if let Some(p) = pending_ids.get(&e.event_id.0) {
+                    if p.content != want {
+                        return Err(StoreError::EventIdConflict {
+                            event_id: e.event_id,
+                        });
+                    }
+                    events.push(p.appended.clone());
+                    continue;
+                }
+                let position = state.event_ids[&e.event_id.0];
+                let recorded = read_committed(inner, state, position)?;
+                let same = recorded.stream == a.stream
+                    && recorded.event_type == e.event_type
+                    && recorded.schema_version == e.schema_version
+                    && recorded.data == e.data
+                    && recorded.metadata == e.metadata;
+                if !same {
+                    return Err(StoreError::EventIdConflict {
+                        event_id: e.event_id,
+                    });
+                }
+                events.push(AppendedEvent {
+                    event_id: e.event_id,
+                    stream: recorded.stream,
+                    version: recorded.version,
+                    position,
+                });
+            }
+        }
+        return Ok(Prep::Duplicate(AppendOutcome {
+            events,
+            already_recorded: true,
+        }));
+    }
+    let mut records = Vec::with_capacity(total);
+    for a in appends {
+        let actual = pending_heads
+            .get(&a.stream)
+            .copied()
+            .or_else(|| state.stream_last(&a.stream));
+        let ok = match a.expected {
+            ExpectedVersion::Any => true,
+            ExpectedVersion::NoStream => actual.is_none(),
+            ExpectedVersion::Exact(v) => actual == Some(v),
+        };
+        if !ok {
+            return Err(StoreError::WrongExpectedVersion {
+                stream: a.stream.clone(),
+                expected: a.expected,
+                actual,
+            });
+        }
+        let first = actual.map_or(0, |v| v + 1);
+        for (version, e) in (first..).zip(a.events.iter()) {
+            records.push((a.stream.clone(), version, e));
+        }
+    }
+    Ok(Prep::New(records))
+}
+
+/// Reads one committed record while the caller holds the state lock.
+fn read_committed(
+    inner: &Inner,
+    state: &State,
+    position: u64,
+) -> Result<RecordedEvent, StoreError> {
+    let loc = state.locs[position as usize];
+    let segment = &state.segments[loc.segment as usize];
+    let mut buf = vec![0u8; loc.len as usize];
+    segment.read.read_exact_at(&mut buf, loc.offset)?;
+    let leaf = state
+        .tree
+        .leaf(position)
+        .expect("invariant: every indexed record is a leaf");
+    let _ = inner;
+    decode_checked(&buf, position, &leaf).map_err(|reason| StoreError::Corrupt {
+        position,
+        segment: segment.path.display().to_string(),
+        offset: loc.offset,
+        reason,
+    })
+}
+
+#[async_trait]
+impl EventStore for FileStore {
+    async fn append(&self, appends: Vec<StreamAppend>) -> Result<AppendOutcome, StoreError> {
+        if appends.iter().all(|a| a.events.is_empty()) {
+            return Err(StoreError::Invalid(
+                "an append needs at least one event".to_owned(),
+            ));
+        }
+        if let Some(reason) = self.inner.poisoned.read().clone() {
+            return Err(StoreError::Poisoned(reason));
+        }
+        let (reply, rx) = oneshot::channel();
+        self.inner
+            .tx
+            .send(Command::Append { appends, reply })
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    async fn read_stream(
+        &self,
+        stream: &StreamId,
+        from_version: u64,
+        max_count: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let positions: Vec<u64> = {
+            let state = self.inner.state.read();
+            match state.streams.get(stream) {
+                None => return Ok(Vec::new()),
+                Some(p) => p
+                    .iter()
+                    .skip(from_version.min(p.len() as u64) as usize)
+                    .take(max_count.min(READ_EVENTS_MAX))
+                    .copied()
+                    .collect(),
+            }
+        };
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || inner.read_positions(&positions))
+            .await
+            .map_err(|e| StoreError::Io(std::io::Error::other(e)))?
+    }
+
+    async fn stream_version(&self, stream: &StreamId) -> Result<Option<u64>, StoreError> {
+        Ok(self.inner.state.read().stream_last(stream))
+    }
+
+    async fn read_all(
+        &self,
+        from_position: u64,
+        max_count: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || inner.read_range(from_position, max_count))
+            .await
+            .map_err(|e| StoreError::Io(std::io::Error::other(e)))?
+    }
+
+    async fn event_by_id(&self, event_id: EventId) -> Result<Option<RecordedEvent>, StoreError> {
+        let position = self.inner.state.read().event_ids.get(&event_id.0).copied();
+        match position {
+            None => Ok(None),
+            Some(p) => Ok(self.read_range(p, 1)?.pop()),
+        }
+    }
+
+    fn head(&self) -> u64 {
+        *self.inner.head.borrow()
+    }
+
+    fn subscribe(&self, from_position: u64) -> EventStream {
+        let (tx, rx) = mpsc::channel(SUBSCRIPTION_BUFFER_EVENTS);
+        let inner = self.inner.clone();
+        let mut head_rx = self.inner.head.subscribe();
+        tokio::spawn(async move {
+            let mut position = from_position;
+            loop {
+                let head = *head_rx.borrow_and_update();
+                if position < head {
+                    let reader = inner.clone();
+                    let want = (head - position).min(SUBSCRIPTION_BUFFER_EVENTS as u64) as usize;
+                    let batch =
+                        tokio::task::spawn_blocking(move || reader.read_range(position, want))
+                            .await
+                            .map_err(|e| StoreError::Io(std::io::Error::other(e)))
+                            .and_then(|r| r);
+                    match batch {
+                        Ok(events) => {
+                            for event in events {
+                                position = event.position + 1;
+                                if tx.send(Ok(event)).await.is_err() {
+                                    return;
+                                }
+                            }
+                        }
+                        Err(err) => {
+                            let _ = tx.send(Err(err)).await;
+                            return;
+                        }
+                    }
+                    continue;
+                }
+                tokio::select! {
+                    changed = head_rx.changed() => if changed.is_err() { return },
+                    () = tx.closed() => return,
+                }
+            }
+        });
+        Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))
+    }
+
+    async fn checkpoint_now(&self) -> Result<Option<SignedCheckpoint>, StoreError> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || inner.checkpoint_now())
+            .await
+            .map_err(|e| StoreError::Io(std::io::Error::other(e)))?
+    }
+
+    fn latest_checkpoint(&self) -> Option<SignedCheckpoint> {
+        self.inner.latest_checkpoint.read().clone()
+    }
+
+    async fn inclusion_proof(
+        &self,
+        position: u64,
+        tree_size: u64,
+    ) -> Result<InclusionProof, StoreError> {
+        let state = self.inner.state.read();
+        let path = state.tree.inclusion_proof(position, tree_size)?;
+        let leaf = state
+            .tree
+            .leaf(position)
+            .ok_or_else(|| StoreError::NotFound(format!("position {position}")))?;
+        Ok(InclusionProof {
+            position,
+            tree_size,
+            leaf_hash: ledger_merkle::to_hex(&leaf),
+            path: path.iter().map(ledger_merkle::to_hex).collect(),
+            root: ledger_merkle::to_hex(&state.tree.root_at(tree_size)?),
+        })
+    }
+
+    async fn consistency_proof(
+        &self,
+        old_size: u64,
+        new_size: u64,
+    ) -> Result<ConsistencyProof, StoreError> {
+        let state = self.inner.state.read();
+        let path = state.tree.consistency_proof(old_size, new_size)?;
+        Ok(ConsistencyProof {
+            old_size,
+            new_size,
+            old_root: ledger_merkle::to_hex(&state.tree.root_at(old_size)?),
+            new_root: ledger_merkle::to_hex(&state.tree.root_at(new_size)?),
+            path: path.iter().map(ledger_merkle::to_hex).collect(),
+        })
+    }
+}
+
+impl std::fmt::Debug for FileStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileStore")
+            .field("dir", &self.inner.dir)
+            .field("head", &self.head())
+            .finish()
+    }
+}

@@ -1,0 +1,276 @@
+//! The embedded store: the shared contract, plus what only a file-backed log must show:
+//! durability across reopen, torn tails cut, damage reported with its position, tamper
+//! detection by the signed checkpoints, segment rollover.
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+use std::sync::Arc;
+
+use ledger_store::file::{FileStore, FileStoreConfig, LOG_DIR};
+use ledger_store::testsuite::{event, to};
+use ledger_store::verify::verify_dir;
+use ledger_store::{EventStore, ExpectedVersion, LedgerKey, StoreError};
+use tempfile::TempDir;
+
+fn config(dir: &Path) -> FileStoreConfig {
+    let mut config = FileStoreConfig::new(dir);
+    config.key = Some(LedgerKey::from_secret([3; 32]));
+    config
+}
+
+async fn fresh() -> (Arc<FileStore>, TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FileStore::open(config(dir.path())).unwrap();
+    (Arc::new(store), dir)
+}
+
+ledger_store::contract_tests!(fresh);
+
+async fn fill(store: &FileStore, n: u32) {
+    for i in 0..n {
+        store
+            .append(vec![
+                to(
+                    &format!("movement-{}", i % 7),
+                    ExpectedVersion::Any,
+                    vec![event("Moved", format!("payload {i}").as_bytes())],
+                ),
+                to(
+                    &format!("guarantee-{}", i % 3),
+                    ExpectedVersion::Any,
+                    vec![event("Reserved", &[1; 100])],
+                ),
+            ])
+            .await
+            .unwrap();
+    }
+}
+
+fn segment_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut v: Vec<_> = std::fs::read_dir(dir.join(LOG_DIR))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    v.sort();
+    v
+}
+
+#[tokio::test]
+async fn reopen_keeps_everything_and_the_same_root() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FileStore::open(config(dir.path())).unwrap();
+    fill(&store, 50).await;
+    let before = store.read_all(0, 1000).await.unwrap();
+    let cp = store.close().await.unwrap().unwrap();
+    let store = FileStore::open(config(dir.path())).unwrap();
+    assert_eq!(store.open_report().events, 100);
+    assert_eq!(store.read_all(0, 1000).await.unwrap(), before);
+    assert_eq!(store.latest_checkpoint(), Some(cp));
+    store.close().await.unwrap();
+    let report = verify_dir(dir.path(), None).unwrap();
+    assert!(report.intact(), "{report:?}");
+    assert_eq!(report.events, 100);
+    assert_eq!(report.last_checkpoint_size, 100);
+}
+
+#[tokio::test]
+async fn a_second_open_of_the_same_folder_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FileStore::open(config(dir.path())).unwrap();
+    let err = FileStore::open(config(dir.path())).unwrap_err();
+    assert!(err.to_string().contains("in use"), "{err}");
+    store.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn torn_tail_is_cut_on_open_at_every_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FileStore::open(config(dir.path())).unwrap();
+    fill(&store, 3).await; // 3 appends of 2 records each
+    let events = store.read_all(0, 10).await.unwrap();
+    store.close().await.unwrap();
+    let seg = segment_files(dir.path()).pop().unwrap();
+    let full = std::fs::read(&seg).unwrap();
+    let copy_dir = dir.path().join("copy");
+    // A crash can stop the write at any byte. Whatever survives, the store opens, keeps whole
+    // appends only (never half of a multi-stream append), and serves a prefix of the history.
+    // (No checkpoint file in the copy: a cut below a signed checkpoint is damage, tested apart.)
+    for keep in 16..full.len() {
+        std::fs::create_dir_all(copy_dir.join(LOG_DIR)).unwrap();
+        let copy = copy_dir.join(LOG_DIR).join(seg.file_name().unwrap());
+        std::fs::write(&copy, &full[..keep]).unwrap();
+        let report = verify_dir(&copy_dir, Some(LedgerKey::from_secret([3; 32]).public())).unwrap();
+        assert!(
+            report.intact(),
+            "keep {keep}: a torn tail is not damage: {report:?}"
+        );
+        let store = FileStore::open(config(&copy_dir)).unwrap();
+        let n = store.head();
+        assert_eq!(
+            n % 2,
+            0,
+            "an append is all or nothing (keep {keep}, head {n})"
+        );
+        assert_eq!(
+            store.read_all(0, 10).await.unwrap()[..],
+            events[..n as usize]
+        );
+        // The cut tail is gone for good: new appends continue from a clean end.
+        fill(&store, 1).await;
+        store.close().await.unwrap();
+        assert!(verify_dir(&copy_dir, None).unwrap().intact());
+        std::fs::remove_dir_all(&copy_dir).unwrap();
+    }
+    // Zero-filled space after the last record (as a power cut can leave) is a torn tail too.
+    let mut padded = full.clone();
+    padded.extend_from_slice(&[0u8; 4096]);
+    std::fs::write(&seg, &padded).unwrap();
+    let store = FileStore::open(config(dir.path())).unwrap();
+    assert_eq!(store.head(), 6);
+    assert_eq!(store.open_report().torn_bytes_cut, 4096);
+    store.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_flipped_byte_anywhere_is_reported_with_its_position() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FileStore::open(config(dir.path())).unwrap();
+    fill(&store, 10).await;
+    store.close().await.unwrap();
+    let seg = segment_files(dir.path()).pop().unwrap();
+    let full = std::fs::read(&seg).unwrap();
+    let store = FileStore::open(config(dir.path())).unwrap();
+    let events = store.read_all(0, 100).await.unwrap();
+    store.close().await.unwrap();
+    // Record boundaries: walk the framing.
+    let mut starts = Vec::new();
+    let mut at = 16usize;
+    while at < full.len() {
+        starts.push(at);
+        let len = u32::from_le_bytes(full[at..at + 4].try_into().unwrap()) as usize;
+        at += 12 + len;
+    }
+    assert_eq!(starts.len(), events.len());
+    for offset in (16..full.len()).step_by(7) {
+        let position = starts.iter().rposition(|s| *s <= offset).unwrap() as u64;
+        let mut bad = full.clone();
+        bad[offset] ^= 0x40;
+        std::fs::write(&seg, &bad).unwrap();
+        let report = verify_dir(dir.path(), None).unwrap();
+        let problem = report
+            .problem
+            .clone()
+            .unwrap_or_else(|| panic!("flip at {offset} not found: {report:?}"));
+        assert_eq!(problem.position, position, "flip at {offset}: {problem:?}");
+        let err = FileStore::open(config(dir.path())).unwrap_err();
+        match err {
+            StoreError::Corrupt { position: p, .. } => assert_eq!(p, position),
+            other => panic!("flip at {offset}: {other}"),
+        }
+    }
+    std::fs::write(&seg, &full).unwrap();
+    assert!(verify_dir(dir.path(), None).unwrap().intact());
+}
+
+#[tokio::test]
+async fn a_rewritten_record_with_valid_checksums_is_caught_by_the_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FileStore::open(config(dir.path())).unwrap();
+    fill(&store, 5).await;
+    store.close().await.unwrap();
+    let seg = segment_files(dir.path()).pop().unwrap();
+    let mut bytes = std::fs::read(&seg).unwrap();
+    // Re-frame record 0 with one payload byte changed and fresh checksums.
+    let len = u32::from_le_bytes(bytes[16..20].try_into().unwrap()) as usize;
+    let mut payload = bytes[28..28 + len].to_vec();
+    let last = payload.len() - 1;
+    payload[last] ^= 1;
+    let mut framed = Vec::new();
+    ledger_store::record::encode_frame(&mut framed, &payload);
+    bytes[16..28 + len].copy_from_slice(&framed);
+    std::fs::write(&seg, &bytes).unwrap();
+    let report = verify_dir(dir.path(), None).unwrap();
+    let problem = report.problem.unwrap();
+    assert!(
+        problem
+            .reason
+            .contains("differs from the signed checkpoint"),
+        "{problem:?}"
+    );
+    let err = FileStore::open(config(dir.path())).unwrap_err();
+    assert!(err.to_string().contains("history was altered"), "{err}");
+}
+
+#[tokio::test]
+async fn a_removed_tail_below_a_checkpoint_is_caught() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FileStore::open(config(dir.path())).unwrap();
+    fill(&store, 5).await;
+    store.close().await.unwrap();
+    let seg = segment_files(dir.path()).pop().unwrap();
+    let bytes = std::fs::read(&seg).unwrap();
+    let len = u32::from_le_bytes(bytes[16..20].try_into().unwrap()) as usize;
+    // Keep only the first append (2 records would be more; keep 1 whole append = 2 records).
+    let second = 16 + 12 + len;
+    let len2 = u32::from_le_bytes(bytes[second..second + 4].try_into().unwrap()) as usize;
+    std::fs::write(&seg, &bytes[..second + 12 + len2]).unwrap();
+    let err = FileStore::open(config(dir.path())).unwrap_err();
+    assert!(
+        err.to_string().contains("acknowledged events are missing"),
+        "{err}"
+    );
+    assert!(!verify_dir(dir.path(), None).unwrap().intact());
+}
+
+#[tokio::test]
+async fn segments_roll_over_and_read_across() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path());
+    cfg.segment_bytes_max = 4096;
+    let store = FileStore::open(cfg).unwrap();
+    fill(&store, 60).await;
+    let all = store.read_all(0, 1000).await.unwrap();
+    assert_eq!(all.len(), 120);
+    store.close().await.unwrap();
+    assert!(segment_files(dir.path()).len() > 3);
+    let mut cfg = config(dir.path());
+    cfg.segment_bytes_max = 4096;
+    let store = FileStore::open(cfg).unwrap();
+    assert_eq!(store.read_all(0, 1000).await.unwrap(), all);
+    fill(&store, 5).await;
+    store.close().await.unwrap();
+    let report = verify_dir(dir.path(), None).unwrap();
+    assert!(report.intact(), "{report:?}");
+    assert_eq!(report.events, 130);
+}
+
+#[tokio::test]
+async fn idempotency_survives_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FileStore::open(config(dir.path())).unwrap();
+    let e = event("A", b"x");
+    let first = store
+        .append(vec![to("s", ExpectedVersion::NoStream, vec![e.clone()])])
+        .await
+        .unwrap();
+    store.close().await.unwrap();
+    let store = FileStore::open(config(dir.path())).unwrap();
+    let again = store
+        .append(vec![to("s", ExpectedVersion::NoStream, vec![e])])
+        .await
+        .unwrap();
+    assert!(again.already_recorded);
+    assert_eq!(again.events, first.events);
+    store.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn verify_with_another_key_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FileStore::open(config(dir.path())).unwrap();
+    fill(&store, 2).await;
+    store.close().await.unwrap();
+    let other = LedgerKey::from_secret([9; 32]).public();
+    let report = verify_dir(dir.path(), Some(other)).unwrap();
+    assert!(!report.intact());
+}
