@@ -957,11 +957,7 @@ impl Writer {
         }
     }
 
-    fn commit(
-        &mut self,
-        inner: &Inner,
-        batch: &mut Batch,
-    ) {
+    fn commit(&mut self, inner: &Inner, batch: &mut Batch) {
         if let Some(reason) = inner.poisoned.read().clone() {
             for (_, reply) in batch.drain(..) {
                 let _ = reply.send(Err(StoreError::Poisoned(reason.clone())));

@@ -241,6 +241,7 @@ pub type EventStream = Pin<Box<dyn Stream<Item = Result<RecordedEvent, StoreErro
 
 /// An inclusion proof for one event (RFC 9162 section 2.1.3).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct InclusionProof {
     /// Leaf index = global position.
     pub position: u64,
@@ -256,6 +257,7 @@ pub struct InclusionProof {
 
 /// A consistency proof between two tree sizes (RFC 9162 section 2.1.4).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ConsistencyProof {
     /// Older size.
     pub old_size: u64,

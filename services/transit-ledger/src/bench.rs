@@ -1,0 +1,320 @@
+//! `transit-ledger bench append`: durable append throughput and latency of the embedded log at
+//! several concurrency levels, latency under a fixed offered load, and full read + Merkle
+//! verification speed. Figures are printed, never asserted: these machines are noisy, so each
+//! configuration runs several times and the median is reported.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use ledger_store::file::{FileStore, FileStoreConfig};
+use ledger_store::{EventId, EventStore, ExpectedVersion, NewEvent, StreamAppend, StreamId};
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+/// Settings of the append benchmark.
+#[derive(Clone, Debug)]
+pub struct AppendBenchOptions {
+    /// Folder in which temporary data folders are made (it must be on the disk under test).
+    pub dir: PathBuf,
+    /// Size of each event's data, in bytes.
+    pub event_bytes: usize,
+    /// Concurrency levels to measure.
+    pub appenders: Vec<usize>,
+    /// How long each throughput run lasts at most.
+    pub run_time: Duration,
+    /// Most events per throughput run.
+    pub run_events_max: u64,
+    /// Runs per configuration (the median is reported).
+    pub repeats: usize,
+    /// Offered load for the latency run, events per second.
+    pub offered_rate: u64,
+    /// Length of the latency run.
+    pub offered_time: Duration,
+}
+
+impl Default for AppendBenchOptions {
+    fn default() -> Self {
+        Self {
+            dir: std::env::temp_dir(),
+            event_bytes: 1024,
+            appenders: vec![1, 16, 256],
+            run_time: Duration::from_secs(3),
+            run_events_max: 300_000,
+            repeats: 3,
+            offered_rate: 1000,
+            offered_time: Duration::from_secs(5),
+        }
+    }
+}
+
+/// One throughput measurement.
+#[derive(Clone, Copy, Debug)]
+pub struct RunFigures {
+    /// Durable events per second.
+    pub events_per_s: f64,
+    /// Median append latency, microseconds.
+    pub latency_us_p50: u64,
+    /// 99th percentile append latency, microseconds.
+    pub latency_us_p99: u64,
+    /// Events appended.
+    pub events: u64,
+}
+
+fn payload(size: usize) -> Vec<u8> {
+    // JSON-like text of the requested size, as real events are.
+    let mut s = String::from("{\"type\":\"BorderCrossed\",\"office\":\"BFCIN001\",\"remarks\":\"");
+    while s.len() + 2 < size {
+        s.push_str("Lomé-Cinkassé-Ouagadougou ");
+    }
+    s.truncate(size.saturating_sub(2));
+    while !s.is_char_boundary(s.len()) {
+        s.pop();
+    }
+    s.push_str("\"}");
+    s.into_bytes()
+}
+
+fn new_event(data: &[u8]) -> NewEvent {
+    NewEvent {
+        event_id: EventId(Uuid::new_v4()),
+        event_type: "BorderCrossed".to_owned(),
+        schema_version: 1,
+        data: data.to_vec(),
+        metadata: b"{\"bench\":true}".to_vec(),
+    }
+}
+
+fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 60_000_000, 3).expect("invariant: valid histogram bounds")
+}
+
+fn open(dir: &Path) -> anyhow::Result<Arc<FileStore>> {
+    let mut config = FileStoreConfig::new(dir);
+    config.key = Some(ledger_store::LedgerKey::from_secret([1; 32]));
+    Ok(Arc::new(FileStore::open(config)?))
+}
+
+/// Runs `appenders` closed-loop appenders (each waits for its ack before the next append).
+pub async fn throughput(
+    store: Arc<FileStore>,
+    appenders: usize,
+    data: Arc<Vec<u8>>,
+    run_time: Duration,
+    events_max: u64,
+) -> anyhow::Result<RunFigures> {
+    let per_task = (events_max / appenders as u64).max(1);
+    let deadline = Instant::now() + run_time;
+    let start = Instant::now();
+    let mut tasks = Vec::with_capacity(appenders);
+    for t in 0..appenders {
+        let store = store.clone();
+        let data = data.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut hist = histogram();
+            let stream = StreamId::new(format!("movement-bench-{t}"))?;
+            let mut n = 0u64;
+            while n < per_task && Instant::now() < deadline {
+                let began = Instant::now();
+                store
+                    .append(vec![StreamAppend {
+                        stream: stream.clone(),
+                        expected: ExpectedVersion::Any,
+                        events: vec![new_event(&data)],
+                    }])
+                    .await?;
+                hist.record(began.elapsed().as_micros().max(1) as u64)?;
+                n += 1;
+            }
+            anyhow::Ok((n, hist))
+        }));
+    }
+    let mut total = 0;
+    let mut hist = histogram();
+    for t in tasks {
+        let (n, h) = t.await??;
+        total += n;
+        hist.add(h)?;
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    Ok(RunFigures {
+        events_per_s: total as f64 / elapsed,
+        latency_us_p50: hist.value_at_quantile(0.5),
+        latency_us_p99: hist.value_at_quantile(0.99),
+        events: total,
+    })
+}
+
+/// Offers `rate` appends per second (open loop: arrivals do not wait for earlier acks) and
+/// measures each append's latency from its scheduled arrival.
+pub async fn offered_load(
+    store: Arc<FileStore>,
+    rate: u64,
+    duration: Duration,
+    data: Arc<Vec<u8>>,
+) -> anyhow::Result<RunFigures> {
+    let (tx, mut rx) = mpsc::channel::<anyhow::Result<u64>>(4096);
+    let total = rate * duration.as_secs().max(1);
+    let period = Duration::from_secs_f64(1.0 / rate as f64);
+    let start = Instant::now();
+    let streams = 64;
+    let sender = tokio::spawn(async move {
+        for i in 0..total {
+            let scheduled = start + period.mul_f64(i as f64);
+            tokio::time::sleep_until(scheduled.into()).await;
+            let store = store.clone();
+            let data = data.clone();
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let result = async {
+                    let stream = StreamId::new(format!("movement-load-{}", i % streams))?;
+                    store
+                        .append(vec![StreamAppend {
+                            stream,
+                            expected: ExpectedVersion::Any,
+                            events: vec![new_event(&data)],
+                        }])
+                        .await?;
+                    anyhow::Ok(scheduled.elapsed().as_micros().max(1) as u64)
+                }
+                .await;
+                let _ = tx.send(result).await;
+            });
+        }
+    });
+    let mut hist = histogram();
+    let mut n = 0;
+    while n < total {
+        match rx.recv().await {
+            Some(latency) => hist.record(latency?)?,
+            None => break,
+        }
+        n += 1;
+    }
+    sender.await?;
+    Ok(RunFigures {
+        events_per_s: n as f64 / start.elapsed().as_secs_f64(),
+        latency_us_p50: hist.value_at_quantile(0.5),
+        latency_us_p99: hist.value_at_quantile(0.99),
+        events: n,
+    })
+}
+
+fn median(mut v: Vec<RunFigures>) -> RunFigures {
+    v.sort_by(|a, b| a.events_per_s.total_cmp(&b.events_per_s));
+    v[v.len() / 2]
+}
+
+/// Runs the whole append benchmark and prints its table; the last line is a summary.
+pub async fn run_append(opts: AppendBenchOptions) -> anyhow::Result<()> {
+    let data = Arc::new(payload(opts.event_bytes));
+    println!(
+        "transit-ledger bench append: {} B events, {} runs per row (median), {} cores, data under {}",
+        data.len(),
+        opts.repeats,
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+        opts.dir.display()
+    );
+    println!(
+        "{:<28} {:>14} {:>12} {:>12} {:>10}",
+        "configuration", "events/s", "p50 us", "p99 us", "events"
+    );
+    let mut summary = Vec::new();
+    // The largest log written is kept for the read + verify run.
+    let mut largest: Option<(u64, tempfile::TempDir)> = None;
+    for &appenders in &opts.appenders {
+        let mut runs = Vec::new();
+        for _ in 0..opts.repeats {
+            let dir = tempfile::tempdir_in(&opts.dir)?;
+            let store = open(dir.path())?;
+            let figures = throughput(
+                store.clone(),
+                appenders,
+                data.clone(),
+                opts.run_time,
+                opts.run_events_max,
+            )
+            .await?;
+            let store = Arc::into_inner(store)
+                .ok_or_else(|| anyhow::anyhow!("store still shared after the run"))?;
+            store.close().await?;
+            runs.push(figures);
+            if largest.as_ref().is_none_or(|(n, _)| figures.events > *n) {
+                largest = Some((figures.events, dir));
+            }
+        }
+        let m = median(runs);
+        println!(
+            "{:<28} {:>14.0} {:>12} {:>12} {:>10}",
+            format!("durable append x{appenders}"),
+            m.events_per_s,
+            m.latency_us_p50,
+            m.latency_us_p99,
+            m.events
+        );
+        summary.push(format!(
+            "append_x{appenders}_events_per_s={:.0}",
+            m.events_per_s
+        ));
+    }
+    let mut runs = Vec::new();
+    for _ in 0..opts.repeats {
+        let dir = tempfile::tempdir_in(&opts.dir)?;
+        let store = open(dir.path())?;
+        let figures = offered_load(
+            store.clone(),
+            opts.offered_rate,
+            opts.offered_time,
+            data.clone(),
+        )
+        .await?;
+        if let Some(store) = Arc::into_inner(store) {
+            store.close().await?;
+        }
+        runs.push(figures);
+    }
+    runs.sort_by_key(|r| r.latency_us_p99);
+    let m = runs[runs.len() / 2];
+    println!(
+        "{:<28} {:>14.0} {:>12} {:>12} {:>10}",
+        format!("offered {}/s", opts.offered_rate),
+        m.events_per_s,
+        m.latency_us_p50,
+        m.latency_us_p99,
+        m.events
+    );
+    summary.push(format!(
+        "p99_ms_at_{}_per_s={:.2}",
+        opts.offered_rate,
+        m.latency_us_p99 as f64 / 1000.0
+    ));
+    if let Some((_, dir)) = largest {
+        let mut runs = Vec::new();
+        let mut events = 0;
+        for _ in 0..opts.repeats {
+            let path = dir.path().to_owned();
+            let began = Instant::now();
+            let report =
+                tokio::task::spawn_blocking(move || ledger_store::verify::verify_dir(&path, None))
+                    .await??;
+            let secs = began.elapsed().as_secs_f64();
+            anyhow::ensure!(report.intact(), "benchmark log does not verify: {report:?}");
+            events = report.events;
+            runs.push(RunFigures {
+                events_per_s: report.events as f64 / secs,
+                latency_us_p50: 0,
+                latency_us_p99: 0,
+                events: report.events,
+            });
+        }
+        let m = median(runs);
+        println!(
+            "{:<28} {:>14.0} {:>12} {:>12} {:>10}",
+            "read + Merkle verify", m.events_per_s, "-", "-", events
+        );
+        summary.push(format!("read_verify_events_per_s={:.0}", m.events_per_s));
+    }
+    println!("summary: {}", summary.join(" "));
+    Ok(())
+}

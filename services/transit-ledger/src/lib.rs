@@ -1,0 +1,9 @@
+//! The regional transit ledger service: the command handler ([`ledger`]), the HTTP API
+//! ([`http`]), the command line ([`cli`]), benchmarks ([`bench`]) and telemetry.
+//! The binary in `main.rs` only parses flags and calls [`cli::run`].
+
+pub mod bench;
+pub mod cli;
+pub mod http;
+pub mod ledger;
+pub mod telemetry;

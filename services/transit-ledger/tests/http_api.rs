@@ -1,0 +1,346 @@
+//! The HTTP API over a real socket, on a real data folder: a whole Lomé -> Cinkassé ->
+//! Ouagadougou journey, duplicates, conflicts, rejections, reads, checkpoints and proofs.
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+
+use ledger_store::file::{FileStore, FileStoreConfig};
+use ledger_store::{Clock, ManualClock};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+use transit_contract::fixtures;
+use transit_contract::ids::Timestamp;
+use transit_contract::messages::{InboundMessage, MessageBody};
+
+const BASE_MS: i64 = 1_780_000_000_000; // 2026-05-28
+
+struct Server {
+    base: String,
+    client: reqwest::Client,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+    _dir: TempDir,
+}
+
+impl Server {
+    async fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(ManualClock::new(BASE_MS + 60_000));
+        let mut config = FileStoreConfig::new(dir.path());
+        config.clock = clock.clone();
+        let store = Arc::new(FileStore::open(config).unwrap());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let clock: Arc<dyn Clock> = clock;
+        let task = tokio::spawn(async move {
+            transit_ledger::cli::serve(listener, store, clock, async {
+                let _ = stopped.await;
+            })
+            .await
+            .unwrap();
+        });
+        Self {
+            base: format!("http://{addr}"),
+            client: reqwest::Client::new(),
+            stop: Some(stop),
+            task: Some(task),
+            _dir: dir,
+        }
+    }
+
+    async fn post_json(&self, body: Vec<u8>) -> (StatusCode, Value) {
+        let r = self
+            .client
+            .post(format!("{}/v1/messages", self.base))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        (status, r.json().await.unwrap())
+    }
+
+    async fn post(&self, m: &InboundMessage) -> (StatusCode, Value) {
+        self.post_json(serde_json::to_vec(m).unwrap()).await
+    }
+
+    async fn get(&self, path: &str) -> (StatusCode, Value) {
+        let r = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        (status, r.json().await.unwrap())
+    }
+
+    async fn stop(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        self.task.take().unwrap().await.unwrap();
+    }
+}
+
+fn base() -> Timestamp {
+    Timestamp::from_unix_millis(BASE_MS).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_whole_journey_is_recorded_in_order() {
+    let server = Server::start().await;
+    let journey = fixtures::journey(base(), 1);
+    let mut last_position = None;
+    for m in journey.messages() {
+        let (status, body) = server.post(&m).await;
+        assert_eq!(status, StatusCode::CREATED, "{} -> {body}", m.kind());
+        assert_eq!(body["duplicate"], json!(false));
+        for e in body["events"].as_array().unwrap() {
+            let p = e["position"].as_u64().unwrap();
+            assert!(last_position.is_none_or(|l| p > l));
+            last_position = Some(p);
+        }
+    }
+    let (status, body) = server
+        .get(&format!("/v1/movements/{}/events", journey.mrn))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let types: Vec<&str> = body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["eventType"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "TransitDeclared",
+            "TransitReleased",
+            "AnticipatedRecordsDispatched",
+            "BorderCrossed",
+            "BorderCrossed",
+            "ArrivalRecorded",
+            "ControlResultsRecorded",
+            "TransitDischarged"
+        ]
+    );
+    // The submission is kept, byte for byte, with the first event of its append.
+    let first = &body["events"][0];
+    assert_eq!(
+        first["metadata"]["submission"]["messageId"],
+        json!(journey.declaration.message_id.as_str())
+    );
+    assert!(first["data"]["meta"]["recordedAt"].is_string(), "{first}");
+    let (status, body) = server
+        .get(&format!("/v1/guarantees/{}/events", journey.grn))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let types: Vec<&str> = body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["eventType"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "GuaranteeRegistered",
+            "GuaranteeExposureReserved",
+            "GuaranteeExposureReleased"
+        ]
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplicates_return_the_original_and_conflicts_are_refused() {
+    let server = Server::start().await;
+    let journey = fixtures::journey(base(), 2);
+    server.post(&journey.guarantee_registration).await;
+    server.post(&journey.declaration).await;
+    let (status, first) = server.post(&journey.release).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (_, feed) = server.get("/v1/events?from=0&limit=1000").await;
+    let head = feed["head"].as_u64().unwrap();
+    let (status, again) = server.post(&journey.release).await;
+    assert_eq!(status, StatusCode::OK, "{again}");
+    assert_eq!(again["duplicate"], json!(true));
+    assert_eq!(again["events"], first["events"]);
+    let mut changed = journey.release.clone();
+    changed.sent_at = Timestamp::from_unix_millis(BASE_MS + 1).unwrap();
+    let (status, body) = server.post(&changed).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"]["code"], json!("MESSAGE_ID_CONFLICT"));
+    let (_, feed) = server.get("/v1/events?from=0&limit=1000").await;
+    assert_eq!(feed["head"].as_u64().unwrap(), head, "nothing appended");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_a_clear_error_and_nothing_is_appended() {
+    let server = Server::start().await;
+    let journey = fixtures::journey(base(), 3);
+    let (status, body) = server.post_json(b"{not json".to_vec()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error"]["code"], json!("MALFORMED"));
+    // An MRN whose check character is wrong never becomes a message.
+    let text = serde_json::to_string(&journey.declaration).unwrap();
+    let mrn = journey.mrn.to_string();
+    let mut bad_mrn = mrn.clone();
+    let last = bad_mrn.pop().unwrap();
+    bad_mrn.push(if last == '0' { '1' } else { '0' });
+    let (status, body) = server
+        .post_json(text.replace(&mrn, &bad_mrn).into_bytes())
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("check"),
+        "{body}"
+    );
+    let r = server
+        .client
+        .post(format!("{}/v1/messages", server.base))
+        .header("content-type", "text/plain")
+        .body(text.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let r = server
+        .client
+        .post(format!("{}/v1/messages", server.base))
+        .header("content-type", "application/json")
+        .body(vec![b' '; 2 * 1024 * 1024])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    // Declaration before its guarantee is registered.
+    let (status, body) = server.post(&journey.declaration).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["error"]["code"], json!("GUARANTEE_UNKNOWN"));
+    // Discharge without arrival.
+    server.post(&journey.guarantee_registration).await;
+    server.post(&journey.declaration).await;
+    server.post(&journey.release).await;
+    let (status, body) = server.post(&journey.discharge).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"]["code"], json!("ARRIVAL_REQUIRED"));
+    let (_, feed) = server.get("/v1/events?from=0&limit=1000").await;
+    // Registration (1) + declaration (1) + release (3 movement/guarantee events) only.
+    assert_eq!(feed["head"].as_u64().unwrap(), 5, "{feed}");
+    let (status, _) = server.get("/v1/movements/NOTANMRN/events").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let other = fixtures::journey(base(), 99);
+    let (status, _) = server
+        .get(&format!("/v1/movements/{}/events", other.mrn))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = server.get("/healthz").await;
+    assert_eq!(status, StatusCode::OK);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_release_past_the_guarantee_is_refused() {
+    let server = Server::start().await;
+    // Many movements under one guarantee: the 4th release would pass 50,000,000 XOF.
+    let shared = fixtures::journey(base(), 10);
+    server.post(&shared.guarantee_registration).await;
+    let mut refused = 0;
+    for serial in 10..16 {
+        let j = fixtures::journey(base(), serial);
+        let mut declaration = j.declaration.clone();
+        if let MessageBody::TransitDeclaration(d) = &mut declaration.body {
+            d.guarantee = shared.grn.clone();
+        }
+        let (status, body) = server.post(&declaration).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let (status, body) = server.post(&j.release).await;
+        if status == StatusCode::UNPROCESSABLE_ENTITY {
+            assert_eq!(body["error"]["code"], json!("GUARANTEE_EXCEEDED"));
+            refused += 1;
+        } else {
+            assert_eq!(status, StatusCode::CREATED, "{body}");
+        }
+    }
+    let reserved_per = fixtures::AMOUNT_AT_STAKE_XOF;
+    let fits = fixtures::REFERENCE_AMOUNT_XOF / reserved_per;
+    assert_eq!(
+        refused,
+        6 - fits,
+        "exactly the releases past the reference amount are refused"
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checkpoints_and_proofs_verify_against_the_ledger_key() {
+    let server = Server::start().await;
+    for m in fixtures::journey(base(), 4).messages() {
+        server.post(&m).await;
+    }
+    let (status, body) = server.get("/v1/checkpoint").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let cp: ledger_store::SignedCheckpoint =
+        serde_json::from_value(body["checkpoint"].clone()).unwrap();
+    let key_bytes: [u8; 32] = hex::decode(body["publicKey"].as_str().unwrap())
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let key = ed25519_dalek::VerifyingKey::from_bytes(&key_bytes).unwrap();
+    cp.verify(&key).unwrap();
+    assert!(body["note"]
+        .as_str()
+        .unwrap()
+        .starts_with("transit-ledger\n"));
+    let root = ledger_merkle::from_hex(&cp.root).unwrap();
+    let (_, feed) = server.get("/v1/events?from=0&limit=1000").await;
+    for e in feed["events"].as_array().unwrap() {
+        let position = e["position"].as_u64().unwrap();
+        let (status, proof) = server
+            .get(&format!(
+                "/v1/proofs/inclusion?position={position}&treeSize={}",
+                cp.tree_size
+            ))
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        let leaf = ledger_merkle::from_hex(e["leafHash"].as_str().unwrap()).unwrap();
+        let path: Vec<_> = proof["path"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| ledger_merkle::from_hex(h.as_str().unwrap()).unwrap())
+            .collect();
+        ledger_merkle::verify_inclusion(&leaf, position, cp.tree_size, &path, &root).unwrap();
+    }
+    let (status, proof) = server
+        .get(&format!(
+            "/v1/proofs/consistency?from=3&to={}",
+            cp.tree_size
+        ))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let path: Vec<_> = proof["path"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| ledger_merkle::from_hex(h.as_str().unwrap()).unwrap())
+        .collect();
+    let old_root = ledger_merkle::from_hex(proof["oldRoot"].as_str().unwrap()).unwrap();
+    ledger_merkle::verify_consistency(3, cp.tree_size, &old_root, &root, &path).unwrap();
+    let (status, _) = server
+        .get(&format!(
+            "/v1/proofs/inclusion?position={}&treeSize={}",
+            cp.tree_size, cp.tree_size
+        ))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, body) = server.get("/readyz").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["head"].as_u64().unwrap(), cp.tree_size);
+    server.stop().await;
+}
