@@ -359,8 +359,16 @@ impl SegmentScanner {
                 ),
             });
         }
-        let mut payload = vec![0u8; len as usize];
-        self.reader.read_exact(&mut payload)?;
+        let mut payload = Vec::with_capacity(len as usize);
+        (&mut self.reader)
+            .take(u64::from(len))
+            .read_to_end(&mut payload)?;
+        if payload.len() != len as usize {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "segment shrank while it was read",
+            ));
+        }
         if crc32c::crc32c(&payload) != crc {
             self.unread(framed_len as i64)?;
             return Ok(Frame::Damaged {

@@ -93,6 +93,9 @@ fn histogram() -> Histogram<u64> {
 fn open(dir: &Path) -> anyhow::Result<Arc<FileStore>> {
     let mut config = FileStoreConfig::new(dir);
     config.key = Some(ledger_store::LedgerKey::from_secret([1; 32]));
+    if let Some(ms) = std::env::var("BENCH_CHECKPOINT_MS").ok().and_then(|v| v.parse().ok()) {
+        config.checkpoint_interval = Duration::from_millis(ms);
+    }
     Ok(Arc::new(FileStore::open(config)?))
 }
 
@@ -147,7 +150,8 @@ pub async fn throughput(
 }
 
 /// Offers `rate` appends per second (open loop: arrivals do not wait for earlier acks) and
-/// measures each append's latency from its scheduled arrival.
+/// measures each append's latency from its scheduled arrival. Arrivals are paced by a
+/// dedicated thread, since the runtime's timer wheel ticks in whole milliseconds.
 pub async fn offered_load(
     store: Arc<FileStore>,
     rate: u64,
@@ -157,16 +161,20 @@ pub async fn offered_load(
     let (tx, mut rx) = mpsc::channel::<anyhow::Result<u64>>(4096);
     let total = rate * duration.as_secs().max(1);
     let period = Duration::from_secs_f64(1.0 / rate as f64);
+    let runtime = tokio::runtime::Handle::current();
     let start = Instant::now();
     let streams = 64;
-    let sender = tokio::spawn(async move {
+    let pacer = std::thread::spawn(move || {
         for i in 0..total {
             let scheduled = start + period.mul_f64(i as f64);
-            tokio::time::sleep_until(scheduled.into()).await;
+            let now = Instant::now();
+            if scheduled > now {
+                std::thread::sleep(scheduled - now);
+            }
             let store = store.clone();
             let data = data.clone();
             let tx = tx.clone();
-            tokio::spawn(async move {
+            runtime.spawn(async move {
                 let result = async {
                     let stream = StreamId::new(format!("movement-load-{}", i % streams))?;
                     store
@@ -192,7 +200,9 @@ pub async fn offered_load(
         }
         n += 1;
     }
-    sender.await?;
+    pacer
+        .join()
+        .map_err(|_| anyhow::anyhow!("the pacing thread panicked"))?;
     Ok(RunFigures {
         events_per_s: n as f64 / start.elapsed().as_secs_f64(),
         latency_us_p50: hist.value_at_quantile(0.5),

@@ -12,6 +12,7 @@ use ledger_store::{
     StreamId, READ_EVENTS_MAX,
 };
 use parking_lot::Mutex;
+use tracing::Instrument;
 use serde::Serialize;
 use transit_contract::events::{
     guarantee_stream, movement_stream, EventMeta, GuaranteeEvent, MovementEvent,
@@ -297,11 +298,11 @@ impl Ledger {
                 events,
             });
         }
-        let outcome = {
-            let _span = tracing::info_span!("append", streams = appends.len()).entered();
-            drop(_span);
-            self.store.append(appends).await
-        };
+        let outcome = self
+            .store
+            .append(appends)
+            .instrument(tracing::info_span!("durable_append"))
+            .await;
         let outcome = match outcome {
             Ok(outcome) => outcome,
             Err(StoreError::EventIdConflict { .. }) => {
