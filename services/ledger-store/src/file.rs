@@ -558,21 +558,32 @@ impl Scan {
 /// payloads in file order, while this one checks and indexes them.
 pub(crate) fn scan_log(log_dir: &Path) -> Result<Scan, StoreError> {
     const HASH_BATCH_RECORDS: usize = 1024;
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Vec<u8>>>(8);
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Scanned>>(8);
     let hasher = std::thread::Builder::new()
         .name("ledger-scan-hash".to_owned())
         .spawn(move || {
+            // Checks each payload's checksum and hashes it; stops at the first bad one.
             let mut leaves = Vec::new();
+            let mut bad = None;
             for batch in rx {
-                leaves.extend(batch.iter().map(|payload| leaf_hash(payload)));
+                for record in batch {
+                    if bad.is_some() {
+                        continue;
+                    }
+                    if crc32c::crc32c(&record.payload) != record.payload_crc {
+                        bad = Some(record);
+                        continue;
+                    }
+                    leaves.push(leaf_hash(&record.payload));
+                }
             }
-            leaves
+            (leaves, bad.map(|r| (r.segment, r.offset)))
         })?;
     let mut state = State::default();
     let mut batch = Vec::with_capacity(HASH_BATCH_RECORDS);
     let mut hash_failed = false;
-    let mut sink = |payload: Vec<u8>| {
-        batch.push(payload);
+    let mut sink = |record: Scanned| {
+        batch.push(record);
         if batch.len() == HASH_BATCH_RECORDS {
             let full = std::mem::replace(&mut batch, Vec::with_capacity(HASH_BATCH_RECORDS));
             hash_failed |= tx.send(full).is_err();
@@ -583,7 +594,7 @@ pub(crate) fn scan_log(log_dir: &Path) -> Result<Scan, StoreError> {
         hash_failed |= tx.send(batch).is_err();
     }
     drop(tx);
-    let leaves = hasher
+    let (leaves, bad_checksum) = hasher
         .join()
         .map_err(|_| StoreError::Io(std::io::Error::other("the hashing thread panicked")))?;
     if hash_failed {
@@ -591,9 +602,31 @@ pub(crate) fn scan_log(log_dir: &Path) -> Result<Scan, StoreError> {
             "the hashing thread stopped early",
         )));
     }
-    let (cut, damage) = scanned?;
+    let (mut cut, mut damage) = scanned?;
+    if let Some((segment, offset)) = bad_checksum {
+        // Records reach the hasher in order, so the first bad checksum comes before any damage
+        // the scan itself found later on.
+        let position = leaves.len() as u64;
+        let earlier = match &damage {
+            Some(StoreError::Corrupt { position: p, .. }) => position <= *p,
+            _ => true,
+        };
+        if earlier {
+            cut = None;
+            damage = Some(StoreError::Corrupt {
+                position,
+                segment: state.segments[segment as usize].path.display().to_string(),
+                offset,
+                reason: "payload checksum mismatch".to_owned(),
+            });
+            state.locs.truncate(leaves.len());
+        }
+    }
     let head = state.head() as usize;
-    assert!(leaves.len() >= head, "invariant: every indexed record was hashed");
+    assert!(
+        leaves.len() >= head,
+        "invariant: every indexed record was hashed"
+    );
     for leaf in &leaves[..head] {
         state.tree.push_leaf_hash(*leaf);
     }
@@ -602,13 +635,29 @@ pub(crate) fn scan_log(log_dir: &Path) -> Result<Scan, StoreError> {
 
 type ScanEnd = (Option<Cut>, Option<StoreError>);
 
+/// A record read by the scan, on its way to the hashing thread.
+struct Scanned {
+    payload: Vec<u8>,
+    payload_crc: u32,
+    segment: u32,
+    offset: u64,
+}
+
 fn scan_segments(
     log_dir: &Path,
     state: &mut State,
-    sink: &mut dyn FnMut(Vec<u8>),
+    sink: &mut dyn FnMut(Scanned),
 ) -> Result<ScanEnd, StoreError> {
     let paths = list_segments(log_dir)?;
     let segment_count = paths.len();
+    // Size the index for ~1 KiB events up front rather than rehash it many times.
+    let total_bytes: u64 = paths
+        .iter()
+        .map(|p| fs::metadata(p).map_or(0, |m| m.len()))
+        .sum();
+    let expected_events = (total_bytes / 1024) as usize;
+    state.locs.reserve(expected_events);
+    state.event_ids.reserve(expected_events);
     for (index, path) in paths.iter().enumerate() {
         let is_last = index + 1 == segment_count;
         let corrupt = |position: u64, offset: u64, reason: String| StoreError::Corrupt {
@@ -631,6 +680,7 @@ fn scan_segments(
             ));
         }
         let (mut scanner, first) = SegmentScanner::open(path)?;
+        scanner.defer_payload_checksum();
         let head = state.head();
         let first = match first {
             Ok(first) if first == head => first,
@@ -656,11 +706,12 @@ fn scan_segments(
             let pending = txn.as_ref().map_or(&[][..], |t| &t.records[..]);
             let position = state.head() + pending.len() as u64;
             let frame = scanner.next_frame()?;
-            let (payload, framed_len) = match frame {
+            let (payload, framed_len, payload_crc) = match frame {
                 Frame::Record {
                     payload,
                     framed_len,
-                } => (payload, framed_len),
+                    payload_crc,
+                } => (payload, framed_len, payload_crc),
                 Frame::Damaged { reason } => {
                     return Ok((None, Some(corrupt(position, offset, reason))))
                 }
@@ -712,13 +763,27 @@ fn scan_segments(
                 offset,
                 len: framed_len as u32,
             };
-            sink(payload);
+            sink(Scanned {
+                payload,
+                payload_crc,
+                segment: seg_index,
+                offset,
+            });
             current.records.push((loc, fields_stream, id));
             if current.records.len() == usize::from(current.len) {
                 for (loc, stream, id) in current.records {
                     let position = state.head();
+                    // One probe of the id table per record: it is a cache miss on a large log.
+                    match state.event_ids.entry(id) {
+                        std::collections::hash_map::Entry::Occupied(_) => {
+                            let reason = format!("event id {id} repeated");
+                            return Ok((None, Some(corrupt(position, loc.offset, reason))));
+                        }
+                        std::collections::hash_map::Entry::Vacant(slot) => {
+                            slot.insert(position);
+                        }
+                    }
                     state.locs.push(loc);
-                    state.event_ids.insert(id, position);
                     match state.streams.get_mut(stream.as_str()) {
                         Some(positions) => positions.push(position),
                         None => {
@@ -755,7 +820,8 @@ fn check_record(
         ));
     }
     let id = Uuid::from_bytes(fields.event_id);
-    if state.event_ids.contains_key(&id) || pending.iter().any(|r| r.2 == id) {
+    // Ids already in the index are caught when the append is indexed (one probe per id).
+    if pending.iter().any(|r| r.2 == id) {
         return Err(format!("event id {id} repeated"));
     }
     Ok((stream, id, fields.txn_index, fields.txn_len))

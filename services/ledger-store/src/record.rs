@@ -275,6 +275,8 @@ pub enum Frame {
         payload: Vec<u8>,
         /// Header plus payload length.
         framed_len: u64,
+        /// The payload checksum from the header (already checked unless the caller deferred it).
+        payload_crc: u32,
     },
     /// The clean end of the segment.
     End,
@@ -296,6 +298,7 @@ pub struct SegmentScanner {
     reader: io::BufReader<File>,
     offset: u64,
     file_len: u64,
+    defer_payload_crc: bool,
 }
 
 impl SegmentScanner {
@@ -314,6 +317,7 @@ impl SegmentScanner {
                 reader,
                 offset: SEGMENT_HEADER_LEN,
                 file_len,
+                defer_payload_crc: false,
             },
             first,
         ))
@@ -369,7 +373,7 @@ impl SegmentScanner {
                 "segment shrank while it was read",
             ));
         }
-        if crc32c::crc32c(&payload) != crc {
+        if !self.defer_payload_crc && crc32c::crc32c(&payload) != crc {
             self.unread(framed_len as i64)?;
             return Ok(Frame::Damaged {
                 reason: "payload checksum mismatch".to_owned(),
@@ -379,7 +383,14 @@ impl SegmentScanner {
         Ok(Frame::Record {
             payload,
             framed_len,
+            payload_crc: crc,
         })
+    }
+
+    /// Leaves the payload checksum to the caller (who checks it on another thread, together
+    /// with the leaf hash). Headers are still checked here.
+    pub fn defer_payload_checksum(&mut self) {
+        self.defer_payload_crc = true;
     }
 
     fn unread(&mut self, n: i64) -> io::Result<()> {

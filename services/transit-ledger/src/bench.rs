@@ -93,7 +93,10 @@ fn histogram() -> Histogram<u64> {
 fn open(dir: &Path) -> anyhow::Result<Arc<FileStore>> {
     let mut config = FileStoreConfig::new(dir);
     config.key = Some(ledger_store::LedgerKey::from_secret([1; 32]));
-    if let Some(ms) = std::env::var("BENCH_CHECKPOINT_MS").ok().and_then(|v| v.parse().ok()) {
+    if let Some(ms) = std::env::var("BENCH_CHECKPOINT_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
         config.checkpoint_interval = Duration::from_millis(ms);
     }
     Ok(Arc::new(FileStore::open(config)?))

@@ -12,8 +12,8 @@ use ledger_store::{
     StreamId, READ_EVENTS_MAX,
 };
 use parking_lot::Mutex;
-use tracing::Instrument;
 use serde::Serialize;
+use tracing::Instrument;
 use transit_contract::events::{
     guarantee_stream, movement_stream, EventMeta, GuaranteeEvent, MovementEvent,
 };

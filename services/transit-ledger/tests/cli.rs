@@ -74,7 +74,11 @@ async fn serve_then_sigterm_then_verify_then_damage() {
     }
     // SIGTERM: graceful stop, last checkpoint signed.
     let pid = child.id();
-    Command::new("kill").arg("-TERM").arg(pid.to_string()).status().unwrap();
+    Command::new("kill")
+        .arg("-TERM")
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
     let status = child.wait().unwrap();
     assert!(status.success(), "clean exit on SIGTERM: {status:?}");
     let data = dir.path().join("data");
