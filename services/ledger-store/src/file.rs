@@ -1515,6 +1515,13 @@ impl EventStore for FileStore {
         *self.inner.head.borrow()
     }
 
+    fn writable(&self) -> Result<(), StoreError> {
+        match self.inner.poisoned.read().clone() {
+            Some(reason) => Err(StoreError::Poisoned(reason)),
+            None => Ok(()),
+        }
+    }
+
     fn subscribe(&self, from_position: u64) -> EventStream {
         let (tx, rx) = mpsc::channel(SUBSCRIPTION_BUFFER_EVENTS);
         let inner = self.inner.clone();

@@ -303,6 +303,11 @@ pub trait EventStore: Send + Sync + 'static {
     /// The next global position (= number of events = Merkle tree size).
     fn head(&self) -> u64;
 
+    /// Whether appends can be accepted now (`Err` says why not: a failed fsync, a closed store).
+    fn writable(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     /// Catches up from `from_position`, then follows new events as they are committed.
     /// Buffers are bounded: a slow consumer slows its own feed, never the writers.
     fn subscribe(&self, from_position: u64) -> EventStream;
@@ -357,6 +362,9 @@ impl<S: EventStore + ?Sized> EventStore for std::sync::Arc<S> {
     }
     fn head(&self) -> u64 {
         (**self).head()
+    }
+    fn writable(&self) -> Result<(), StoreError> {
+        (**self).writable()
     }
     fn subscribe(&self, from_position: u64) -> EventStream {
         (**self).subscribe(from_position)

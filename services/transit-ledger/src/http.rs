@@ -344,8 +344,12 @@ async fn healthz() -> impl IntoResponse {
 }
 
 async fn readyz(State(state): State<AppState>) -> Response {
-    // Ready when the log accepts reads; a poisoned store reports itself on append.
-    match state.store().read_all(0, 1).await {
+    // Ready when the log can take appends and serve reads.
+    let check = match state.store().writable() {
+        Ok(()) => state.store().read_all(0, 1).await.map(|_| ()),
+        Err(e) => Err(e),
+    };
+    match check {
         Ok(_) => Json(json!({ "status": "ready", "head": state.store().head() })).into_response(),
         Err(e) => {
             tracing::error!(error = %e, "not ready");
