@@ -344,3 +344,47 @@ async fn checkpoints_and_proofs_verify_against_the_ledger_key() {
     assert_eq!(body["head"].as_u64().unwrap(), cp.tree_size);
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn out_of_order_reports_are_recorded_with_an_anomaly_never_lost() {
+    let server = Server::start().await;
+    let journey = fixtures::journey(base(), 5);
+    // The border post reports the crossing before the declaration reached the ledger.
+    let (status, body) = server.post(&journey.crossings[1]).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    server.post(&journey.guarantee_registration).await;
+    let (status, body) = server.post(&journey.declaration).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    server.post(&journey.release).await;
+    // Arrival before the Togolese exit crossing.
+    let (status, _) = server.post(&journey.arrival).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, _) = server.post(&journey.crossings[0]).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (_, body) = server
+        .get(&format!("/v1/movements/{}/events", journey.mrn))
+        .await;
+    let events = body["events"].as_array().unwrap();
+    let first = &events[0];
+    assert_eq!(first["eventType"], json!("BorderCrossed"));
+    assert!(
+        first["data"]["meta"]["anomaly"].is_string(),
+        "a crossing before the declaration is flagged: {first}"
+    );
+    let types: Vec<&str> = events
+        .iter()
+        .map(|e| e["eventType"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "BorderCrossed",
+            "TransitDeclared",
+            "TransitReleased",
+            "AnticipatedRecordsDispatched",
+            "ArrivalRecorded",
+            "BorderCrossed"
+        ]
+    );
+    server.stop().await;
+}
