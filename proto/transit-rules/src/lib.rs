@@ -64,6 +64,7 @@
 //! Invariant: no IO, no clock, no randomness: the same inputs always give the same decision.
 
 mod decide;
+pub mod fanout;
 mod state;
 
 #[cfg(test)]
