@@ -233,69 +233,26 @@ impl Ledger {
             } => (movement, guarantee, meta),
         };
         let message_id = message.message_id.as_str();
-        let digest = hex::encode(message.content_digest());
-        let mut appends = Vec::new();
-        let mut first = true;
-        let mut submission = |first_event: &mut Option<EventId>, id: EventId| -> Vec<u8> {
-            let value = if first {
-                first = false;
-                *first_event = Some(id);
-                serde_json::json!({ "submission": {
-                    "messageId": message_id,
-                    "contentType": content_type,
-                    "sha256": digest,
-                    "body": base64::engine::general_purpose::STANDARD.encode(raw),
-                }})
-            } else {
-                serde_json::json!({ "submission": {
-                    "messageId": message_id,
-                    "sha256": digest,
-                    "recordedWith": first_event.map(|e| e.to_string()),
-                }})
-            };
-            serde_json::to_vec(&value).expect("invariant: JSON values serialise")
+        let mut submission = Submission {
+            message_id,
+            content_type,
+            digest: hex::encode(message.content_digest()),
+            raw,
+            first_event: None,
         };
-        let mut first_event = None;
+        let mut appends = Vec::new();
         if let (Some(stream), false) = (&movement_stream_id, movement_events.is_empty()) {
-            let events = movement_events
-                .iter()
-                .enumerate()
-                .map(|(i, e)| {
-                    let id = derived_event_id(message_id, stream, i);
-                    new_event(
-                        id,
-                        e.event_type(),
-                        e.schema_version(),
-                        e.encode(&meta),
-                        submission(&mut first_event, id),
-                    )
-                })
-                .collect();
             appends.push(StreamAppend {
                 stream: stream.clone(),
                 expected: expected(movement_version),
-                events,
+                events: new_events(&movement_events, stream, &meta, &mut submission),
             });
         }
         if let (Some(stream), false) = (&guarantee_stream_id, guarantee_events.is_empty()) {
-            let events = guarantee_events
-                .iter()
-                .enumerate()
-                .map(|(i, e)| {
-                    let id = derived_event_id(message_id, stream, i);
-                    new_event(
-                        id,
-                        e.event_type(),
-                        e.schema_version(),
-                        e.encode(&meta),
-                        submission(&mut first_event, id),
-                    )
-                })
-                .collect();
             appends.push(StreamAppend {
                 stream: stream.clone(),
                 expected: expected(guarantee_version),
-                events,
+                events: new_events(&guarantee_events, stream, &meta, &mut submission),
             });
         }
         let outcome = self
@@ -427,34 +384,23 @@ impl Ledger {
         &self,
         stream: &StreamId,
     ) -> Result<(Option<u64>, MovementState), SubmitError> {
-        let (mut version, mut state) = self.movements.lock().get(stream);
-        loop {
-            let from = version.map_or(0, |v| v + 1);
-            let events = self
-                .store
-                .read_stream(stream, from, READ_EVENTS_MAX)
-                .await?;
-            if events.is_empty() {
-                break;
-            }
-            for e in events {
-                let (meta, event) = MovementEvent::decode(&e.event_type, e.schema_version, &e.data)
-                    .map_err(|err| SubmitError::Decode(format!("{stream}@{}: {err}", e.version)))?;
-                state.apply(&meta, &event);
-                version = Some(e.version);
-            }
-        }
-        self.movements
-            .lock()
-            .put(stream.clone(), version, state.clone());
-        Ok((version, state))
+        self.load(&self.movements, stream).await
     }
 
     async fn load_guarantee(
         &self,
         stream: &StreamId,
     ) -> Result<(Option<u64>, GuaranteeState), SubmitError> {
-        let (mut version, mut state) = self.guarantees.lock().get(stream);
+        self.load(&self.guarantees, stream).await
+    }
+
+    /// The state of a stream: the cached fold plus whatever was appended since.
+    async fn load<T: Folded>(
+        &self,
+        cache: &Mutex<StateCache<T>>,
+        stream: &StreamId,
+    ) -> Result<(Option<u64>, T), SubmitError> {
+        let (mut version, mut state) = cache.lock().get(stream);
         loop {
             let from = version.map_or(0, |v| v + 1);
             let events = self
@@ -465,40 +411,144 @@ impl Ledger {
                 break;
             }
             for e in events {
-                let (meta, event) =
-                    GuaranteeEvent::decode(&e.event_type, e.schema_version, &e.data).map_err(
-                        |err| SubmitError::Decode(format!("{stream}@{}: {err}", e.version)),
-                    )?;
-                state.apply(&meta, &event);
+                let (meta, event) = T::decode(&e.event_type, e.schema_version, &e.data)
+                    .map_err(|err| SubmitError::Decode(format!("{stream}@{}: {err}", e.version)))?;
+                state.fold(&meta, &event);
                 version = Some(e.version);
             }
         }
-        self.guarantees
-            .lock()
-            .put(stream.clone(), version, state.clone());
+        cache.lock().put(stream.clone(), version, state.clone());
         Ok((version, state))
     }
+}
+
+/// A stream state the ledger folds from recorded events.
+trait Folded: Clone + Default {
+    type Event;
+    fn decode(
+        event_type: &str,
+        schema_version: u16,
+        bytes: &[u8],
+    ) -> Result<(EventMeta, Self::Event), transit_contract::events::DecodeError>;
+    fn fold(&mut self, meta: &EventMeta, event: &Self::Event);
+}
+
+impl Folded for MovementState {
+    type Event = MovementEvent;
+    fn decode(
+        event_type: &str,
+        schema_version: u16,
+        bytes: &[u8],
+    ) -> Result<(EventMeta, MovementEvent), transit_contract::events::DecodeError> {
+        MovementEvent::decode(event_type, schema_version, bytes)
+    }
+    fn fold(&mut self, meta: &EventMeta, event: &MovementEvent) {
+        self.apply(meta, event);
+    }
+}
+
+impl Folded for GuaranteeState {
+    type Event = GuaranteeEvent;
+    fn decode(
+        event_type: &str,
+        schema_version: u16,
+        bytes: &[u8],
+    ) -> Result<(EventMeta, GuaranteeEvent), transit_contract::events::DecodeError> {
+        GuaranteeEvent::decode(event_type, schema_version, bytes)
+    }
+    fn fold(&mut self, meta: &EventMeta, event: &GuaranteeEvent) {
+        self.apply(meta, event);
+    }
+}
+
+/// An event the ledger records.
+trait Recordable {
+    fn event_type(&self) -> &'static str;
+    fn schema_version(&self) -> u16;
+    fn encode(&self, meta: &EventMeta) -> Vec<u8>;
+}
+
+impl Recordable for MovementEvent {
+    fn event_type(&self) -> &'static str {
+        MovementEvent::event_type(self)
+    }
+    fn schema_version(&self) -> u16 {
+        MovementEvent::schema_version(self)
+    }
+    fn encode(&self, meta: &EventMeta) -> Vec<u8> {
+        MovementEvent::encode(self, meta)
+    }
+}
+
+impl Recordable for GuaranteeEvent {
+    fn event_type(&self) -> &'static str {
+        GuaranteeEvent::event_type(self)
+    }
+    fn schema_version(&self) -> u16 {
+        GuaranteeEvent::schema_version(self)
+    }
+    fn encode(&self, meta: &EventMeta) -> Vec<u8> {
+        GuaranteeEvent::encode(self, meta)
+    }
+}
+
+/// The submission as received, kept in the metadata of the first event it produced; the
+/// other events of the same append point at that one.
+struct Submission<'a> {
+    message_id: &'a str,
+    content_type: &'a str,
+    digest: String,
+    raw: &'a [u8],
+    first_event: Option<EventId>,
+}
+
+impl Submission<'_> {
+    fn metadata(&mut self, event_id: EventId) -> Vec<u8> {
+        let value = match self.first_event {
+            None => {
+                self.first_event = Some(event_id);
+                serde_json::json!({ "submission": {
+                    "messageId": self.message_id,
+                    "contentType": self.content_type,
+                    "sha256": self.digest,
+                    "body": base64::engine::general_purpose::STANDARD.encode(self.raw),
+                }})
+            }
+            Some(first) => serde_json::json!({ "submission": {
+                "messageId": self.message_id,
+                "sha256": self.digest,
+                "recordedWith": first.to_string(),
+            }}),
+        };
+        serde_json::to_vec(&value).expect("invariant: JSON values serialise")
+    }
+}
+
+fn new_events<E: Recordable>(
+    events: &[E],
+    stream: &StreamId,
+    meta: &EventMeta,
+    submission: &mut Submission<'_>,
+) -> Vec<NewEvent> {
+    events
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let event_id = derived_event_id(submission.message_id, stream, i);
+            NewEvent {
+                event_id,
+                event_type: e.event_type().to_owned(),
+                schema_version: e.schema_version(),
+                data: e.encode(meta),
+                metadata: submission.metadata(event_id),
+            }
+        })
+        .collect()
 }
 
 fn expected(version: Option<u64>) -> ExpectedVersion {
     match version {
         None => ExpectedVersion::NoStream,
         Some(v) => ExpectedVersion::Exact(v),
-    }
-}
-
-fn new_event(
-    event_id: EventId,
-    event_type: &str,
-    schema_version: u16,
-    data: Vec<u8>,
-    metadata: Vec<u8>,
-) -> NewEvent {
-    NewEvent {
-        event_id,
-        event_type: event_type.to_owned(),
-        schema_version,
-        data,
-        metadata,
     }
 }
