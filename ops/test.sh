@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: formatting, lints, then every test of the workspace
 # (contract suite, domain rules, HTTP over real sockets, CLI, SIGKILL crash loop).
-# It installs and starts whatever the tests need; today that is only the Rust toolchain's
-# own components, since the embedded event log needs no server.
+# It installs and starts whatever the tests need: xmllint for the XSD checks, and the ActiveMQ
+# broker (through ops/activemq.sh) for the broker tests.
 #
 #   ops/test.sh            default profile (20 crash cycles)
 #   CRASH_CYCLES=100 ops/test.sh   slow profile, as CI runs it
@@ -10,6 +10,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
+
+# xmllint (Debian's libxml2-utils) validates the XML samples against the XSDs: an outside
+# validator, so the schemas are checked by something other than our own parser.
+if ! command -v xmllint >/dev/null 2>&1; then
+  echo "== installing libxml2-utils (xmllint)"
+  apt-get update -qq && apt-get install -y -qq --no-install-recommends libxml2-utils >/dev/null
+fi
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

@@ -1,10 +1,15 @@
 //! Architecture invariants, read from `cargo metadata`: the core crates (contract, rules,
-//! Merkle) do no IO, so they must not depend on runtimes, servers, clients or the store.
+//! Merkle, XML codec) do no IO, so they must not depend on runtimes, servers, clients or the store.
 #![allow(clippy::unwrap_used)]
 
 use std::collections::{HashMap, HashSet};
 
-const CORE_CRATES: &[&str] = &["transit-contract", "transit-rules", "ledger-merkle"];
+const CORE_CRATES: &[&str] = &[
+    "transit-contract",
+    "transit-rules",
+    "ledger-merkle",
+    "transit-xml",
+];
 /// Crates that mean IO (runtimes, network, storage, edges of this workspace).
 const IO_CRATES: &[&str] = &[
     "tokio",
@@ -14,7 +19,6 @@ const IO_CRATES: &[&str] = &[
     "reqwest",
     "tonic",
     "async-graphql",
-    "quick-xml",
     "ledger-store",
     "transit-ledger",
     "opentelemetry-otlp",
