@@ -18,6 +18,11 @@ if ! command -v xmllint >/dev/null 2>&1; then
   apt-get update -qq && apt-get install -y -qq --no-install-recommends libxml2-utils >/dev/null
 fi
 
+# The broker tests start ActiveMQ through ops/activemq.sh (installing it if needed); stop it
+# when the suite ends, whatever the outcome.
+trap 'ops/activemq.sh stop >/dev/null 2>&1 || true' EXIT
+ops/activemq.sh install
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 

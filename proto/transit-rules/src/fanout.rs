@@ -10,8 +10,9 @@
 //! - `TransitDischarged`: a write-off notification to the office of destination and each office
 //!   of transit, which hold anticipated records they can now close.
 //!
-//! Each notification has a stable id derived from the event id, its kind and the office, so a
-//! dispatcher that sends it twice (at-least-once after a crash) lets receivers drop the copy.
+//! Each notification has a stable id derived from the event id, its kind and the office
+//! (`<event id>.<ATR|AAR|NCF|ARV|WOF>.<office>`, within the contract's 64-character message id),
+//! so a dispatcher that sends it twice (at-least-once after a crash) lets receivers drop the copy.
 //! A report that reaches the ledger before the declaration (out of sequence) names no office of
 //! departure yet: nothing is sent for it.
 
@@ -36,7 +37,18 @@ pub enum NotificationKind {
 }
 
 impl NotificationKind {
-    /// The stable name, used in message ids and broker headers.
+    /// A three-letter code, used in notification message ids.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::AnticipatedTransitRecord => "ATR",
+            Self::AnticipatedArrivalRecord => "AAR",
+            Self::CrossingNotification => "NCF",
+            Self::ArrivalAdvice => "ARV",
+            Self::WriteOffNotification => "WOF",
+        }
+    }
+
+    /// The stable name, used in broker headers (the JMS type).
     pub fn as_str(&self) -> &'static str {
         match self {
             Self::AnticipatedTransitRecord => "AnticipatedTransitRecord",
@@ -55,7 +67,7 @@ pub struct Notification {
     pub kind: NotificationKind,
     /// Who receives it.
     pub office: OfficeCode,
-    /// Stable across resends: `<event id>/<kind>/<office>`.
+    /// Stable across resends: `<event id>.<kind code>.<office>`.
     pub message_id: String,
 }
 
@@ -64,13 +76,14 @@ pub fn office_queue(office: &OfficeCode) -> String {
     format!("transit.{}.{}.out", office.country(), office)
 }
 
-/// What to send for `event` (with id `event_id`), given the movement's state after the event
+/// What to send for `event` (with id `event_id`, at most 32 characters of
+/// `[A-Za-z0-9._:-]`, e.g. a UUID in simple form), given the movement's state after the event
 /// was applied.
 pub fn plan(event_id: &str, event: &MovementEvent, movement: &MovementState) -> Vec<Notification> {
     let note = |kind: NotificationKind, office: &OfficeCode| Notification {
         kind,
         office: office.clone(),
-        message_id: format!("{event_id}/{}/{office}", kind.as_str()),
+        message_id: format!("{event_id}.{}.{office}", kind.code()),
     };
     let declaration = movement.declaration();
     let departure = declaration.map(|d| &d.office_of_departure);
