@@ -12,7 +12,10 @@ use ledger_store::file::{FileStore, FileStoreConfig};
 use ledger_store::{Clock, EventStore, SystemClock};
 use tokio::net::TcpListener;
 
+use transit_contract::ids::CountryCode;
+
 use crate::bench::AppendBenchOptions;
+use crate::broker::BrokerConfig;
 use crate::http::{app, AppState};
 use crate::ledger::Ledger;
 
@@ -53,6 +56,16 @@ pub struct ServeArgs {
     /// The log's name in its checkpoints.
     #[arg(long, default_value = "transit-ledger")]
     pub origin: String,
+    /// ActiveMQ's STOMP address; with it, the gateway consumes the countries' inbound queues
+    /// and the dispatcher fans notifications out to the offices' queues.
+    #[arg(long, env = "TRANSIT_LEDGER_BROKER")]
+    pub broker: Option<SocketAddr>,
+    /// Countries whose inbound queues the gateway consumes (ISO 3166 alpha-2, comma separated).
+    #[arg(long, value_delimiter = ',', default_value = "TG,BF,NE,CI,GH,BJ,ML,SN")]
+    pub countries: Vec<CountryCode>,
+    /// Suffix added to every queue name (to run beside another deployment on one broker).
+    #[arg(long, default_value = "")]
+    pub queue_suffix: String,
 }
 
 /// `verify` flags.
@@ -142,6 +155,11 @@ async fn serve_command(args: ServeArgs) -> anyhow::Result<()> {
     config.origin = args.origin;
     config.clock = clock.clone();
     let store = Arc::new(FileStore::open(config)?);
+    let broker = args.broker.map(|addr| {
+        let mut broker = BrokerConfig::new(addr, args.countries.clone());
+        broker.queue_suffix = args.queue_suffix.clone();
+        Arc::new(broker)
+    });
     let listener = TcpListener::bind(args.listen).await?;
     tracing::info!(
         listen = %listener.local_addr()?,
@@ -149,7 +167,7 @@ async fn serve_command(args: ServeArgs) -> anyhow::Result<()> {
         events = store.head(),
         "transit-ledger serving"
     );
-    serve(listener, store.clone(), clock, shutdown_signal()).await?;
+    serve_with(listener, store.clone(), clock, broker, shutdown_signal()).await?;
     match Arc::into_inner(store) {
         Some(store) => {
             let checkpoint = store.close().await?;
@@ -172,16 +190,46 @@ pub async fn serve(
     clock: Arc<dyn Clock>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_with(listener, store, clock, None, shutdown).await
+}
+
+/// Serves the API, and with a broker the gateway and the fan-out dispatcher, until
+/// `shutdown` completes.
+pub async fn serve_with(
+    listener: TcpListener,
+    store: Arc<FileStore>,
+    clock: Arc<dyn Clock>,
+    broker: Option<Arc<BrokerConfig>>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let public_key_hex = hex::encode(store.public_key().as_bytes());
+    let checkpoint = crate::dispatch::Checkpoint::new(store.dir().join("fanout.checkpoint"));
     let dyn_store: Arc<dyn EventStore> = store;
-    let ledger = Arc::new(Ledger::new(dyn_store, clock));
+    let ledger = Arc::new(Ledger::new(dyn_store.clone(), clock));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut background = Vec::new();
+    if let Some(broker) = broker {
+        background.push(tokio::spawn(crate::gateway::run(
+            ledger.clone(),
+            broker.clone(),
+            stop_rx.clone(),
+        )));
+        background.push(tokio::spawn(crate::dispatch::run(
+            dyn_store, broker, checkpoint, stop_rx,
+        )));
+    }
     let router = app(AppState {
         ledger,
         public_key_hex,
     });
-    axum::serve(listener, router)
+    let served = axum::serve(listener, router)
         .with_graceful_shutdown(shutdown)
-        .await
+        .await;
+    let _ = stop_tx.send(true);
+    for task in background {
+        let _ = task.await;
+    }
+    served
 }
 
 async fn shutdown_signal() {

@@ -153,12 +153,17 @@ async fn submit_message(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     let essence = content_type.split(';').next().unwrap_or("").trim();
-    if !essence.eq_ignore_ascii_case("application/json") {
+    let outcome = if essence.eq_ignore_ascii_case("application/json") {
+        state.ledger.submit_json(&body).await?
+    } else if essence.eq_ignore_ascii_case("application/xml")
+        || essence.eq_ignore_ascii_case("text/xml")
+    {
+        state.ledger.submit_xml(&body).await?
+    } else {
         return Err(ApiError::UnsupportedMediaType(format!(
-            "content type {content_type:?} is not accepted; send application/json"
+            "content type {content_type:?} is not accepted; send application/json or application/xml"
         )));
-    }
-    let outcome = state.ledger.submit_json(&body).await?;
+    };
     let status = if outcome.duplicate {
         StatusCode::OK
     } else {

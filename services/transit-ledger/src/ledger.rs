@@ -162,6 +162,15 @@ impl Ledger {
         self.submit(&message, bytes, "application/json").await
     }
 
+    /// Parses an XML-encoded message (through the XML codec's limits) and submits it.
+    pub async fn submit_xml(&self, bytes: &[u8]) -> Result<SubmitOutcome, SubmitError> {
+        let message = transit_xml::decode_inbound(bytes).map_err(|e| match e.code() {
+            "MALFORMED" => SubmitError::Malformed(e.to_string()),
+            _ => SubmitError::Invalid(e.to_string()),
+        })?;
+        self.submit(&message, bytes, "application/xml").await
+    }
+
     /// Judges a message and records it. `raw` is the submission exactly as received; it is
     /// kept with the first event so what was signed and hashed is what was sent.
     #[tracing::instrument(skip_all, fields(message_id = %message.message_id, kind = message.kind()))]

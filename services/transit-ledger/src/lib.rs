@@ -1,9 +1,13 @@
 //! The regional transit ledger service: the command handler ([`ledger`]), the HTTP API
-//! ([`http`]), the command line ([`cli`]), benchmarks ([`bench`]) and telemetry.
+//! ([`http`]), the ActiveMQ interconnection ([`broker`], [`gateway`] in, [`dispatch`] out),
+//! the command line ([`cli`]), benchmarks ([`bench`]) and telemetry.
 //! The binary in `main.rs` only parses flags and calls [`cli::run`].
 
 pub mod bench;
+pub mod broker;
 pub mod cli;
+pub mod dispatch;
+pub mod gateway;
 pub mod http;
 pub mod ledger;
 pub mod telemetry;

@@ -1,0 +1,344 @@
+//! The fan-out dispatcher: follows the event log from a durable checkpoint and sends each
+//! office what it must know (the anticipated records on release, crossing and arrival back to
+//! the office of departure, the write-off on discharge) to its outbound queue. Driven by the
+//! log, not by the request that appended, so a crash between append and publish loses
+//! nothing: the dispatcher resumes from its checkpoint and sends again (at least once), with
+//! the same notification ids so receivers can drop copies.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt as _;
+use ledger_store::{EventStore, RecordedEvent, StreamId, READ_EVENTS_MAX};
+use tokio::sync::watch;
+use transit_contract::events::{EventMeta, MovementEvent};
+use transit_contract::ids::MessageId;
+use transit_contract::messages::Sender;
+use transit_rules::fanout::{plan, Notification, NotificationKind};
+use transit_rules::MovementState;
+use transit_xml::{
+    AnticipatedArrivalRecord, AnticipatedTransitRecord, ArrivalAdvice, CrossingNotification,
+    Header, OutboundMessage, WriteOffNotification,
+};
+
+use crate::broker::{next_backoff, BrokerConfig, BrokerError, Publisher, RECONNECT_BACKOFF_MIN};
+
+/// How often the checkpoint is saved while events flow (it is also saved when idle).
+pub const CHECKPOINT_SAVE_INTERVAL: Duration = Duration::from_millis(200);
+
+/// Why the dispatcher stopped a session.
+#[derive(Debug, thiserror::Error)]
+pub enum DispatchError {
+    /// The broker failed.
+    #[error(transparent)]
+    Broker(#[from] BrokerError),
+    /// The log failed.
+    #[error("event log: {0}")]
+    Store(#[from] ledger_store::StoreError),
+    /// The checkpoint file failed.
+    #[error("checkpoint: {0}")]
+    Checkpoint(#[from] std::io::Error),
+    /// A recorded event does not decode.
+    #[error("event at position {position}: {reason}")]
+    Decode {
+        /// Where.
+        position: u64,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// The durable position of the dispatcher: the next global position to dispatch.
+pub struct Checkpoint {
+    path: PathBuf,
+}
+
+impl Checkpoint {
+    /// The checkpoint kept at `path`.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self { path: path.into() }
+    }
+
+    /// The saved position (0 when none was saved yet).
+    pub fn load(&self) -> Result<u64, std::io::Error> {
+        match std::fs::read_to_string(&self.path) {
+            Ok(text) => text.trim().parse().map_err(|_| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("{} does not hold a position", self.path.display()),
+                )
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Saves `position` atomically and durably (write, fsync, rename, fsync the folder).
+    pub fn save(&self, position: u64) -> Result<(), std::io::Error> {
+        let tmp = self.path.with_extension("tmp");
+        {
+            let mut f = std::fs::File::create(&tmp)?;
+            std::io::Write::write_all(&mut f, position.to_string().as_bytes())?;
+            f.sync_all()?;
+        }
+        std::fs::rename(&tmp, &self.path)?;
+        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::File::open(dir)?.sync_all()?;
+        }
+        Ok(())
+    }
+
+    /// Where it lives.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// Runs the dispatcher until `shutdown` turns true.
+pub async fn run(
+    store: Arc<dyn EventStore>,
+    config: Arc<BrokerConfig>,
+    checkpoint: Checkpoint,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut backoff = RECONNECT_BACKOFF_MIN;
+    loop {
+        match session(&store, &config, &checkpoint, &mut shutdown).await {
+            Ok(()) => return,
+            Err(err) => {
+                tracing::warn!(error = %err, retry_in = ?backoff, "fan-out session ended; resuming from the checkpoint");
+            }
+        }
+        tokio::select! {
+            () = tokio::time::sleep(backoff) => {}
+            _ = shutdown.changed() => return,
+        }
+        backoff = next_backoff(backoff);
+    }
+}
+
+async fn session(
+    store: &Arc<dyn EventStore>,
+    config: &BrokerConfig,
+    checkpoint: &Checkpoint,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Result<(), DispatchError> {
+    let mut position = checkpoint.load()?;
+    let mut saved = position;
+    let mut publisher = Publisher::connect(config.stomp).await?;
+    let mut feed = store.subscribe(position);
+    let mut last_save = Instant::now();
+    tracing::info!(from = position, "fan-out dispatching");
+    loop {
+        let next = tokio::select! {
+            next = feed.next() => next,
+            () = tokio::time::sleep(CHECKPOINT_SAVE_INTERVAL), if saved != position => {
+                checkpoint.save(position)?;
+                saved = position;
+                last_save = Instant::now();
+                continue;
+            }
+            _ = shutdown.changed() => {
+                checkpoint.save(position)?;
+                return Ok(());
+            }
+        };
+        let Some(event) = next else {
+            checkpoint.save(position)?;
+            return Ok(());
+        };
+        let event = event?;
+        dispatch(store, config, &mut publisher, &event).await?;
+        position = event.position + 1;
+        if last_save.elapsed() >= CHECKPOINT_SAVE_INTERVAL {
+            checkpoint.save(position)?;
+            saved = position;
+            last_save = Instant::now();
+        }
+    }
+}
+
+/// Whether an event type can produce notifications (others are skipped without decoding).
+fn may_notify(event_type: &str) -> bool {
+    matches!(
+        event_type,
+        "AnticipatedRecordsDispatched"
+            | "DestinationChanged"
+            | "BorderCrossed"
+            | "ArrivalRecorded"
+            | "TransitDischarged"
+    )
+}
+
+async fn dispatch(
+    store: &Arc<dyn EventStore>,
+    config: &BrokerConfig,
+    publisher: &mut Publisher,
+    event: &RecordedEvent,
+) -> Result<(), DispatchError> {
+    if !event.stream.as_str().starts_with("movement-") || !may_notify(&event.event_type) {
+        return Ok(());
+    }
+    let decode_error = |reason: String| DispatchError::Decode {
+        position: event.position,
+        reason,
+    };
+    let (meta, decoded) =
+        MovementEvent::decode(&event.event_type, event.schema_version, &event.data)
+            .map_err(|e| decode_error(e.to_string()))?;
+    let movement = movement_at(store, &event.stream, event.version).await?;
+    let event_key = event.event_id.0.simple().to_string();
+    for note in plan(&event_key, &decoded, &movement) {
+        let Some(message) = outbound(&note, &decoded, &meta, &movement).map_err(&decode_error)?
+        else {
+            continue;
+        };
+        let mrn = movement
+            .declaration()
+            .map(|d| d.mrn.to_string())
+            .unwrap_or_default();
+        publisher
+            .send_text(
+                &config.office_queue(&note.office),
+                vec![
+                    ("type".to_owned(), note.kind.as_str().to_owned()),
+                    ("transitMessageId".to_owned(), note.message_id.clone()),
+                    ("correlation-id".to_owned(), meta.message_id.to_string()),
+                    ("transitMrn".to_owned(), mrn),
+                    ("transitPosition".to_owned(), event.position.to_string()),
+                    (
+                        "transitRecordedAt".to_owned(),
+                        meta.recorded_at.to_rfc3339(),
+                    ),
+                ],
+                transit_xml::encode_outbound(&message),
+            )
+            .await?;
+        tracing::debug!(kind = note.kind.as_str(), office = %note.office, position = event.position, "notified");
+    }
+    Ok(())
+}
+
+/// The movement as it stood right after the event at `version`.
+async fn movement_at(
+    store: &Arc<dyn EventStore>,
+    stream: &StreamId,
+    version: u64,
+) -> Result<MovementState, DispatchError> {
+    let mut state = MovementState::default();
+    let mut from = 0;
+    while from <= version {
+        let want = ((version + 1 - from) as usize).min(READ_EVENTS_MAX);
+        let events = store.read_stream(stream, from, want).await?;
+        if events.is_empty() {
+            break;
+        }
+        for e in &events {
+            let (meta, event) = MovementEvent::decode(&e.event_type, e.schema_version, &e.data)
+                .map_err(|err| DispatchError::Decode {
+                    position: e.position,
+                    reason: err.to_string(),
+                })?;
+            state.apply(&meta, &event);
+            from = e.version + 1;
+        }
+    }
+    Ok(state)
+}
+
+/// Builds the outbound message of a notification; `None` when the movement lacks what it
+/// needs (e.g. a record for a movement whose release is not known).
+fn outbound(
+    note: &Notification,
+    event: &MovementEvent,
+    meta: &EventMeta,
+    movement: &MovementState,
+) -> Result<Option<OutboundMessage>, String> {
+    let Some(declaration) = movement.declaration() else {
+        return Ok(None);
+    };
+    let message_id: MessageId = note
+        .message_id
+        .parse()
+        .map_err(|e| format!("notification id {}: {e}", note.message_id))?;
+    let header = |office: &transit_contract::ids::OfficeCode| Header {
+        message_id: message_id.clone(),
+        correlation_id: Some(meta.message_id.clone()),
+        sender: Sender {
+            country: office.country(),
+            office: office.clone(),
+        },
+        prepared_at: meta.recorded_at,
+    };
+    let departure = &declaration.office_of_departure;
+    let released_at = movement.release().map(|r| r.released_at);
+    let message = match (note.kind, event) {
+        (NotificationKind::AnticipatedTransitRecord, _) => {
+            let Some(released_at) = released_at else {
+                return Ok(None);
+            };
+            OutboundMessage::AnticipatedTransitRecord(AnticipatedTransitRecord {
+                header: header(departure),
+                office_of_transit: note.office.clone(),
+                released_at,
+                declaration: declaration.clone(),
+            })
+        }
+        (NotificationKind::AnticipatedArrivalRecord, _) => {
+            let Some(released_at) = released_at else {
+                return Ok(None);
+            };
+            OutboundMessage::AnticipatedArrivalRecord(AnticipatedArrivalRecord {
+                header: header(departure),
+                office_of_destination: note.office.clone(),
+                released_at,
+                declaration: declaration.clone(),
+            })
+        }
+        (
+            NotificationKind::CrossingNotification,
+            MovementEvent::BorderCrossed {
+                office,
+                crossed_at,
+                declared_office,
+                seals_intact,
+                seals_observed,
+            },
+        ) => OutboundMessage::CrossingNotification(CrossingNotification {
+            header: header(office),
+            mrn: declaration.mrn.clone(),
+            office_of_transit: office.clone(),
+            crossed_at: *crossed_at,
+            declared_office: *declared_office,
+            seals_intact: *seals_intact,
+            seals_observed: seals_observed.clone(),
+        }),
+        (
+            NotificationKind::ArrivalAdvice,
+            MovementEvent::ArrivalRecorded {
+                office,
+                arrived_at,
+                declared_destination,
+            },
+        ) => OutboundMessage::ArrivalAdvice(ArrivalAdvice {
+            header: header(office),
+            mrn: declaration.mrn.clone(),
+            office_of_destination: office.clone(),
+            arrived_at: *arrived_at,
+            declared_destination: *declared_destination,
+        }),
+        (
+            NotificationKind::WriteOffNotification,
+            MovementEvent::TransitDischarged { amount_released },
+        ) => OutboundMessage::WriteOffNotification(WriteOffNotification {
+            header: header(departure),
+            mrn: declaration.mrn.clone(),
+            guarantee: declaration.guarantee.clone(),
+            amount_released: amount_released.clone(),
+            discharged_at: meta.occurred_at,
+        }),
+        _ => return Ok(None),
+    };
+    Ok(Some(message))
+}
