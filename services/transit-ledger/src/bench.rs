@@ -331,3 +331,235 @@ pub async fn run_append(opts: AppendBenchOptions) -> anyhow::Result<()> {
     println!("summary: {}", summary.join(" "));
     Ok(())
 }
+
+/// Settings of the broker benchmark.
+#[derive(Clone, Debug)]
+pub struct BrokerBenchOptions {
+    /// The broker's STOMP address (start it with `ops/activemq.sh start`).
+    pub broker: std::net::SocketAddr,
+    /// Folder in which the temporary data folder is made.
+    pub dir: PathBuf,
+    /// Messages for the ingest run.
+    pub messages: u32,
+    /// Movements released for the fan-out latency run.
+    pub journeys: u32,
+}
+
+/// A ledger node (store + gateway + dispatcher) running in this process on its own queues.
+struct BenchNode {
+    store: Arc<FileStore>,
+    config: Arc<crate::broker::BrokerConfig>,
+    stop: tokio::sync::watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl BenchNode {
+    fn start(dir: &Path, broker: std::net::SocketAddr) -> anyhow::Result<Self> {
+        let store = open(dir)?;
+        let mut config = crate::broker::BrokerConfig::new(broker, vec!["TG".parse()?]);
+        config.queue_suffix = format!(".bench-{}", Uuid::new_v4().simple());
+        let config = Arc::new(config);
+        let dyn_store: Arc<dyn EventStore> = store.clone();
+        let ledger = Arc::new(crate::ledger::Ledger::new(
+            dyn_store.clone(),
+            Arc::new(ledger_store::SystemClock),
+        ));
+        let (stop, stop_rx) = tokio::sync::watch::channel(false);
+        let checkpoint = crate::dispatch::Checkpoint::new(dir.join("fanout.checkpoint"));
+        let tasks = vec![
+            tokio::spawn(crate::gateway::run(ledger, config.clone(), stop_rx.clone())),
+            tokio::spawn(crate::dispatch::run(
+                dyn_store,
+                config.clone(),
+                checkpoint,
+                stop_rx,
+            )),
+        ];
+        Ok(Self {
+            store,
+            config,
+            stop,
+            tasks,
+        })
+    }
+
+    async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(true);
+        for t in self.tasks {
+            t.await?;
+        }
+        if let Some(store) = Arc::into_inner(self.store) {
+            store.close().await?;
+        }
+        Ok(())
+    }
+}
+
+fn now_timestamp() -> anyhow::Result<transit_contract::ids::Timestamp> {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis() as i64;
+    Ok(transit_contract::ids::Timestamp::from_unix_millis(ms)?)
+}
+
+/// Broker ingest (persistent XML messages in, durable append, ack) and fan-out latency (from
+/// the append being durable to the notification on the office's queue).
+pub async fn run_broker(opts: BrokerBenchOptions) -> anyhow::Result<()> {
+    use transit_contract::fixtures;
+    println!(
+        "transit-ledger bench broker: broker {}, {} messages, {} journeys, {} cores",
+        opts.broker,
+        opts.messages,
+        opts.journeys,
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+    );
+    let base = now_timestamp()?;
+    // Ingest: the queue is filled first, then a fresh node drains it, so the figure is the
+    // ledger's (parse, decide, durable append, ack), not the producer's.
+    let dir = tempfile::tempdir_in(&opts.dir)?;
+    let node = BenchNode::start(dir.path(), opts.broker)?;
+    let queue = node.config.inbound_queue(&"TG".parse()?);
+    let _ = node.stop.send(true);
+    let BenchNode {
+        store,
+        config,
+        tasks,
+        ..
+    } = node;
+    for t in tasks {
+        t.await?;
+    }
+    let mut publisher = crate::broker::Publisher::connect(opts.broker).await?;
+    for i in 0..opts.messages {
+        let m = fixtures::journey(base, 100_000 + i).guarantee_registration;
+        publisher
+            .send_text(&queue, Vec::new(), transit_xml::encode_inbound(&m))
+            .await?;
+    }
+    let dyn_store: Arc<dyn EventStore> = store.clone();
+    let ledger = Arc::new(crate::ledger::Ledger::new(
+        dyn_store,
+        Arc::new(ledger_store::SystemClock),
+    ));
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let began = Instant::now();
+    let gateway = tokio::spawn(crate::gateway::run(ledger, config.clone(), stop_rx));
+    while store.head() < u64::from(opts.messages) {
+        anyhow::ensure!(
+            began.elapsed() < Duration::from_secs(600),
+            "ingest stalled at {} of {}",
+            store.head(),
+            opts.messages
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let ingest_secs = began.elapsed().as_secs_f64();
+    let _ = stop.send(true);
+    gateway.await?;
+    if let Some(store) = Arc::into_inner(store) {
+        store.close().await?;
+    }
+    let ingest_rate = f64::from(opts.messages) / ingest_secs;
+    println!(
+        "{:<28} {:>14.0} msg/s  ({} persistent XML messages, durable append then ack, in {:.2} s)",
+        "broker ingest", ingest_rate, opts.messages, ingest_secs
+    );
+
+    // Fan-out latency: releases go through the broker; the time runs from the moment the
+    // dispatch duty is durable in the log to the anticipated transit record arriving on the
+    // office's queue.
+    let dir = tempfile::tempdir_in(&opts.dir)?;
+    let node = BenchNode::start(dir.path(), opts.broker)?;
+    let office: transit_contract::ids::OfficeCode = fixtures::CINKASSE_TG.parse()?;
+    let office_queue = node.config.office_queue(&office);
+    let queue = node.config.inbound_queue(&"TG".parse()?);
+    let mut consumer = crate::broker::connect(opts.broker).await?;
+    crate::broker::subscribe(&mut consumer, &office_queue, "bench", 1024).await?;
+    let (appended_tx, mut appended_rx) = mpsc::unbounded_channel::<(String, Instant)>();
+    let mut feed = node.store.subscribe(node.store.head());
+    let watcher = tokio::spawn(async move {
+        use futures::StreamExt as _;
+        while let Some(Ok(e)) = feed.next().await {
+            if e.event_type == "AnticipatedRecordsDispatched" {
+                let mrn = e.stream.as_str().trim_start_matches("movement-").to_owned();
+                if appended_tx.send((mrn, Instant::now())).is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    let sender = tokio::spawn({
+        let broker = opts.broker;
+        let journeys = opts.journeys;
+        async move {
+            let mut publisher = crate::broker::Publisher::connect(broker).await?;
+            for i in 0..journeys {
+                let j = fixtures::journey(base, 200_000 + i);
+                for m in [&j.guarantee_registration, &j.declaration, &j.release] {
+                    publisher
+                        .send_text(&queue, Vec::new(), transit_xml::encode_inbound(m))
+                        .await?;
+                }
+            }
+            anyhow::Ok(())
+        }
+    });
+    let mut appended_at = std::collections::HashMap::new();
+    let mut received_at = std::collections::HashMap::new();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while received_at.len() < opts.journeys as usize {
+        anyhow::ensure!(Instant::now() < deadline, "fan-out stalled");
+        use futures::{SinkExt as _, StreamExt as _};
+        tokio::select! {
+            Some((mrn, at)) = appended_rx.recv() => { appended_at.insert(mrn, at); }
+            frame = consumer.next() => {
+                let frame = frame.ok_or_else(|| anyhow::anyhow!("broker closed"))??;
+                if let async_stomp::FromServer::Message { headers, ack, .. } = frame.content {
+                    let now = Instant::now();
+                    if let Some((_, mrn)) = headers.iter().find(|(k, _)| k == "transitMrn") {
+                        received_at.insert(mrn.clone(), now);
+                    }
+                    if let Some(ack) = ack {
+                        consumer.send(crate::broker::ack_frame(ack)).await?;
+                    }
+                }
+            }
+        }
+    }
+    // Appends observed after their notification (the watcher is a separate task) still count.
+    while appended_at.len() < received_at.len() {
+        match tokio::time::timeout(Duration::from_secs(5), appended_rx.recv()).await {
+            Ok(Some((mrn, at))) => {
+                appended_at.insert(mrn, at);
+            }
+            _ => break,
+        }
+    }
+    sender.await??;
+    watcher.abort();
+    let mut hist = histogram();
+    for (mrn, received) in &received_at {
+        if let Some(appended) = appended_at.get(mrn) {
+            hist.record(
+                received
+                    .saturating_duration_since(*appended)
+                    .as_micros()
+                    .max(1) as u64,
+            )?;
+        }
+    }
+    node.stop().await?;
+    println!(
+        "{:<28} {:>10.2} ms p50 {:>10.2} ms p99  ({} movements released, anticipated transit record to {office})",
+        "fan-out latency",
+        hist.value_at_quantile(0.5) as f64 / 1000.0,
+        hist.value_at_quantile(0.99) as f64 / 1000.0,
+        hist.len()
+    );
+    println!(
+        "summary: broker_ingest_msgs_per_s={ingest_rate:.0} fanout_ms_p50={:.2} fanout_ms_p99={:.2}",
+        hist.value_at_quantile(0.5) as f64 / 1000.0,
+        hist.value_at_quantile(0.99) as f64 / 1000.0
+    );
+    Ok(())
+}

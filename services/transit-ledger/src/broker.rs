@@ -135,24 +135,51 @@ impl Publisher {
         headers: Vec<(String, String)>,
         body: Vec<u8>,
     ) -> Result<(), BrokerError> {
-        let mut all = vec![("persistent".to_owned(), "true".to_owned())];
-        all.extend(headers.into_iter().map(|(k, v)| (k, header_value(&v))));
-        let mut frame: Message<ToServer> = ToServer::Send {
-            destination: destination(queue),
-            transaction: None,
-            headers: Some(all),
-            body: Some(body),
+        self.send_batch(vec![OutgoingText {
+            queue: queue.to_owned(),
+            headers,
+            body,
+        }])
+        .await
+    }
+
+    /// Sends several persistent text messages back to back and waits until the broker has
+    /// stored them all: one round trip's wait for the batch instead of one per message.
+    pub async fn send_batch(&mut self, messages: Vec<OutgoingText>) -> Result<(), BrokerError> {
+        let Some(last) = messages.len().checked_sub(1) else {
+            return Ok(());
+        };
+        let mut receipt = String::new();
+        for (i, message) in messages.into_iter().enumerate() {
+            let mut all = vec![("persistent".to_owned(), "true".to_owned())];
+            all.extend(
+                message
+                    .headers
+                    .into_iter()
+                    .map(|(k, v)| (k, header_value(&v))),
+            );
+            let mut frame: Message<ToServer> = ToServer::Send {
+                destination: destination(&message.queue),
+                transaction: None,
+                headers: Some(all),
+                body: Some(message.body),
+            }
+            .into();
+            if i == last {
+                // The broker answers frames in order, so the last receipt covers the batch.
+                self.receipts += 1;
+                receipt = format!("p-{}", self.receipts);
+                frame
+                    .extra_headers
+                    .push((b"receipt".to_vec(), receipt.clone().into_bytes()));
+            }
+            let feed = if i == last {
+                self.conn.send(frame).await
+            } else {
+                self.conn.feed(frame).await
+            };
+            feed.map_err(|e| BrokerError::Connection(e.to_string()))?;
         }
-        .into();
-        self.receipts += 1;
-        let receipt = format!("p-{}", self.receipts);
-        frame
-            .extra_headers
-            .push((b"receipt".to_vec(), receipt.clone().into_bytes()));
-        tokio::time::timeout(BROKER_REPLY_TIMEOUT, self.conn.send(frame))
-            .await
-            .map_err(|_| BrokerError::Timeout(BROKER_REPLY_TIMEOUT))?
-            .map_err(|e| BrokerError::Connection(e.to_string()))?;
         loop {
             let frame = tokio::time::timeout(BROKER_REPLY_TIMEOUT, self.conn.next())
                 .await
@@ -177,6 +204,17 @@ impl Publisher {
             }
         }
     }
+}
+
+/// A text message to publish.
+#[derive(Clone, Debug)]
+pub struct OutgoingText {
+    /// The queue (without `/queue/`).
+    pub queue: String,
+    /// Extra headers (JMS properties).
+    pub headers: Vec<(String, String)>,
+    /// The body, UTF-8 text.
+    pub body: Vec<u8>,
 }
 
 /// A header value made safe to carry: one line, bounded length.

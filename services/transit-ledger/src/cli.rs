@@ -85,6 +85,26 @@ pub struct VerifyArgs {
 pub enum BenchCommand {
     /// Durable append throughput and latency, and read + verify speed.
     Append(BenchAppendArgs),
+    /// Broker ingest (XML in, durable append, ack) and fan-out latency, against a running
+    /// ActiveMQ (`ops/activemq.sh start`).
+    Broker(BenchBrokerArgs),
+}
+
+/// `bench broker` flags.
+#[derive(Debug, Args)]
+pub struct BenchBrokerArgs {
+    /// The broker's STOMP address.
+    #[arg(long, default_value = "127.0.0.1:61613")]
+    pub broker: SocketAddr,
+    /// Folder for the temporary logs.
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Messages for the ingest run.
+    #[arg(long, default_value_t = 10_000)]
+    pub messages: u32,
+    /// Movements released for the fan-out latency run.
+    #[arg(long, default_value_t = 300)]
+    pub journeys: u32,
 }
 
 /// `bench append` flags.
@@ -133,6 +153,17 @@ pub fn run(cli: Cli) -> ExitCode {
                     ..AppendBenchOptions::default()
                 };
                 crate::bench::run_append(opts)
+                    .await
+                    .map(|()| ExitCode::SUCCESS)
+            }
+            Command::Bench(BenchCommand::Broker(args)) => {
+                let opts = crate::bench::BrokerBenchOptions {
+                    broker: args.broker,
+                    dir: args.dir.unwrap_or_else(std::env::temp_dir),
+                    messages: args.messages,
+                    journeys: args.journeys,
+                };
+                crate::bench::run_broker(opts)
                     .await
                     .map(|()| ExitCode::SUCCESS)
             }

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::StreamExt as _;
+use futures::{FutureExt as _, StreamExt as _};
 use ledger_store::{EventStore, RecordedEvent, StreamId, READ_EVENTS_MAX};
 use tokio::sync::watch;
 use transit_contract::events::{EventMeta, MovementEvent};
@@ -22,10 +22,14 @@ use transit_xml::{
     Header, OutboundMessage, WriteOffNotification,
 };
 
-use crate::broker::{next_backoff, BrokerConfig, BrokerError, Publisher, RECONNECT_BACKOFF_MIN};
+use crate::broker::{
+    next_backoff, BrokerConfig, BrokerError, OutgoingText, Publisher, RECONNECT_BACKOFF_MIN,
+};
 
 /// How often the checkpoint is saved while events flow (it is also saved when idle).
 pub const CHECKPOINT_SAVE_INTERVAL: Duration = Duration::from_millis(200);
+/// Most events whose notifications are published as one batch.
+pub const DISPATCH_BATCH_EVENTS_MAX: usize = 256;
 
 /// Why the dispatcher stopped a session.
 #[derive(Debug, thiserror::Error)]
@@ -148,9 +152,20 @@ async fn session(
             checkpoint.save(position)?;
             return Ok(());
         };
-        let event = event?;
-        dispatch(store, config, &mut publisher, &event).await?;
-        position = event.position + 1;
+        // Take whatever else is already committed, up to a bound, and publish it as one batch.
+        let mut events = vec![event?];
+        while events.len() < DISPATCH_BATCH_EVENTS_MAX {
+            match feed.next().now_or_never() {
+                Some(Some(event)) => events.push(event?),
+                _ => break,
+            }
+        }
+        let mut outgoing = Vec::new();
+        for event in &events {
+            outgoing.extend(notifications(store, config, event).await?);
+        }
+        publisher.send_batch(outgoing).await?;
+        position = events.last().map_or(position, |e| e.position + 1);
         if last_save.elapsed() >= CHECKPOINT_SAVE_INTERVAL {
             checkpoint.save(position)?;
             saved = position;
@@ -171,14 +186,14 @@ fn may_notify(event_type: &str) -> bool {
     )
 }
 
-async fn dispatch(
+/// The messages an event must send (none for most events).
+async fn notifications(
     store: &Arc<dyn EventStore>,
     config: &BrokerConfig,
-    publisher: &mut Publisher,
     event: &RecordedEvent,
-) -> Result<(), DispatchError> {
+) -> Result<Vec<OutgoingText>, DispatchError> {
     if !event.stream.as_str().starts_with("movement-") || !may_notify(&event.event_type) {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let decode_error = |reason: String| DispatchError::Decode {
         position: event.position,
@@ -189,35 +204,33 @@ async fn dispatch(
             .map_err(|e| decode_error(e.to_string()))?;
     let movement = movement_at(store, &event.stream, event.version).await?;
     let event_key = event.event_id.0.simple().to_string();
+    let mrn = movement
+        .declaration()
+        .map(|d| d.mrn.to_string())
+        .unwrap_or_default();
+    let mut out = Vec::new();
     for note in plan(&event_key, &decoded, &movement) {
         let Some(message) = outbound(&note, &decoded, &meta, &movement).map_err(&decode_error)?
         else {
             continue;
         };
-        let mrn = movement
-            .declaration()
-            .map(|d| d.mrn.to_string())
-            .unwrap_or_default();
-        publisher
-            .send_text(
-                &config.office_queue(&note.office),
-                vec![
-                    ("type".to_owned(), note.kind.as_str().to_owned()),
-                    ("transitMessageId".to_owned(), note.message_id.clone()),
-                    ("correlation-id".to_owned(), meta.message_id.to_string()),
-                    ("transitMrn".to_owned(), mrn),
-                    ("transitPosition".to_owned(), event.position.to_string()),
-                    (
-                        "transitRecordedAt".to_owned(),
-                        meta.recorded_at.to_rfc3339(),
-                    ),
-                ],
-                transit_xml::encode_outbound(&message),
-            )
-            .await?;
-        tracing::debug!(kind = note.kind.as_str(), office = %note.office, position = event.position, "notified");
+        out.push(OutgoingText {
+            queue: config.office_queue(&note.office),
+            headers: vec![
+                ("type".to_owned(), note.kind.as_str().to_owned()),
+                ("transitMessageId".to_owned(), note.message_id.clone()),
+                ("correlation-id".to_owned(), meta.message_id.to_string()),
+                ("transitMrn".to_owned(), mrn.clone()),
+                ("transitPosition".to_owned(), event.position.to_string()),
+                (
+                    "transitRecordedAt".to_owned(),
+                    meta.recorded_at.to_rfc3339(),
+                ),
+            ],
+            body: transit_xml::encode_outbound(&message),
+        });
     }
-    Ok(())
+    Ok(out)
 }
 
 /// The movement as it stood right after the event at `version`.

@@ -7,9 +7,11 @@
 //! outcome and appends nothing. Lost connections are made again with bounded back-off;
 //! unacknowledged messages are then redelivered by the broker.
 //!
-//! Messages from one office share a processing lane, so each office's messages are recorded
-//! in the order it sent them while different offices proceed in parallel (and share fsyncs
-//! through the log's group commit).
+//! Messages about one movement (one MRN; a guarantee registration: one GRN) share a processing
+//! lane, so they are recorded in the order the broker delivered them, while other movements
+//! proceed in parallel and share fsyncs through the log's group commit. A message that names
+//! something not recorded yet (`UNKNOWN_MOVEMENT`, `GUARANTEE_UNKNOWN`) may only have overtaken
+//! the message that records it in another lane: it is retried a few times before it is refused.
 
 use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
@@ -19,7 +21,7 @@ use std::sync::Arc;
 use async_stomp::FromServer;
 use futures::{SinkExt as _, StreamExt as _};
 use tokio::sync::{mpsc, watch, Mutex};
-use transit_contract::ids::{CountryCode, MessageId, OfficeCode, Timestamp};
+use transit_contract::ids::{CountryCode, MessageId, Timestamp};
 use transit_contract::messages::{InboundMessage, Sender};
 use transit_xml::{FunctionalError, Header, OutboundMessage, ReasonCode};
 
@@ -28,9 +30,14 @@ use crate::broker::{
     Publisher, BROKER_IDLE_TIMEOUT, RECONNECT_BACKOFF_MIN,
 };
 use crate::ledger::{Ledger, SubmitError};
+use transit_rules::RejectionCode;
 
 /// Messages waiting in one lane.
 const LANE_QUEUE_MAX: usize = 64;
+/// How often a message naming an unknown movement or guarantee is tried again before it is
+/// refused, and the pause between tries.
+const EARLY_RETRIES_MAX: u32 = 5;
+const EARLY_RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// One message taken from a queue.
 struct Delivery {
@@ -147,7 +154,7 @@ async fn session(
                 let body = body.unwrap_or_default();
                 let parsed = transit_xml::decode_inbound(&body);
                 let lane_index = match &parsed {
-                    Ok(m) => lane_of(&m.sender.office, lanes.len()),
+                    Ok(m) => lane_of(m, lanes.len()),
                     Err(_) => 0,
                 };
                 let delivery = Delivery {
@@ -175,9 +182,13 @@ async fn session(
     result
 }
 
-fn lane_of(office: &OfficeCode, lanes: usize) -> usize {
+fn lane_of(message: &InboundMessage, lanes: usize) -> usize {
     let mut h = DefaultHasher::new();
-    office.hash(&mut h);
+    match (message.mrn(), message.grn()) {
+        (Some(mrn), _) => mrn.hash(&mut h),
+        (None, Some(grn)) => grn.hash(&mut h),
+        (None, None) => message.sender.office.hash(&mut h),
+    }
     (h.finish() % lanes as u64) as usize
 }
 
@@ -240,10 +251,24 @@ async fn process(
         };
         return refuse(delivery, Some(message), refusal, config, publisher).await;
     }
-    match ledger
+    let mut submitted = ledger
         .submit(message, &delivery.body, "application/xml")
-        .await
-    {
+        .await;
+    for _ in 0..EARLY_RETRIES_MAX {
+        let early = matches!(
+            &submitted,
+            Err(SubmitError::Rejected(r))
+                if matches!(r.code, RejectionCode::UnknownMovement | RejectionCode::GuaranteeUnknown)
+        );
+        if !early {
+            break;
+        }
+        tokio::time::sleep(EARLY_RETRY_PAUSE).await;
+        submitted = ledger
+            .submit(message, &delivery.body, "application/xml")
+            .await;
+    }
+    match submitted {
         Ok(outcome) => {
             tracing::debug!(message_id = %outcome.message_id, duplicate = outcome.duplicate, "recorded from the broker");
             Ok(())

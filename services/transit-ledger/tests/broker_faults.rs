@@ -119,7 +119,11 @@ async fn a_broker_restart_mid_stream_loses_nothing_and_doubles_nothing() {
     let events = store.read_all(0, 4096).await.unwrap();
     assert_eq!(events.len(), MESSAGES as usize, "count in = count recorded");
     let streams: HashSet<_> = events.iter().map(|e| e.stream.to_string()).collect();
-    assert_eq!(streams.len(), MESSAGES as usize, "no message recorded twice");
+    assert_eq!(
+        streams.len(),
+        MESSAGES as usize,
+        "no message recorded twice"
+    );
     eprintln!("broker restart: {MESSAGES} messages recorded once each ({resends} resends by the producer)");
     let _ = stop.send(());
     node.await.unwrap();
