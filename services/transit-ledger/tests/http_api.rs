@@ -393,3 +393,48 @@ async fn out_of_order_reports_are_recorded_with_an_anomaly_never_lost() {
     );
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn xml_submissions_take_the_same_path_as_json() {
+    let server = Server::start().await;
+    let journey = fixtures::journey(base(), 6);
+    let post_xml = |m: &InboundMessage| {
+        let body = transit_xml::encode_inbound(m);
+        server
+            .client
+            .post(format!("{}/v1/messages", server.base))
+            .header("content-type", "application/xml")
+            .body(body)
+            .send()
+    };
+    for m in [&journey.guarantee_registration, &journey.declaration] {
+        let r = post_xml(m).await.unwrap();
+        assert_eq!(r.status(), StatusCode::CREATED);
+    }
+    // The same message as JSON is a duplicate of the XML one: one message, two encodings.
+    let (status, body) = server.post(&journey.declaration).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["duplicate"], json!(true));
+    // Hostile XML is refused before anything is expanded.
+    let r = server
+        .client
+        .post(format!("{}/v1/messages", server.base))
+        .header("content-type", "application/xml")
+        .body("<?xml version=\"1.0\"?><!DOCTYPE x [<!ENTITY e SYSTEM \"file:///etc/passwd\">]><x>&e;</x>")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], json!("MALFORMED"));
+    let (_, events) = server
+        .get(&format!("/v1/movements/{}/events", journey.mrn))
+        .await;
+    let first = &events["events"][0];
+    assert_eq!(
+        first["metadata"]["submission"]["contentType"],
+        json!("application/xml"),
+        "the submission is kept as received, in its own encoding"
+    );
+    server.stop().await;
+}
