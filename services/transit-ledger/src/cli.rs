@@ -199,18 +199,27 @@ async fn serve_command(args: ServeArgs) -> anyhow::Result<()> {
         "transit-ledger serving"
     );
     serve_with(listener, store.clone(), clock, broker, shutdown_signal()).await?;
-    match Arc::into_inner(store) {
-        Some(store) => {
-            let checkpoint = store.close().await?;
-            tracing::info!(
-                tree_size = checkpoint.map(|c| c.tree_size),
-                "stopped cleanly"
-            );
+    // Sign the final tree head first: connection tasks may still hold the store for a moment.
+    let checkpoint = store.checkpoint_now().await?;
+    let mut store = store;
+    for _ in 0..50 {
+        match Arc::try_unwrap(store) {
+            Ok(owned) => {
+                owned.close().await?;
+                tracing::info!(
+                    tree_size = checkpoint.map(|c| c.tree_size),
+                    "stopped cleanly"
+                );
+                return Ok(());
+            }
+            Err(shared) => store = shared,
         }
-        None => tracing::warn!(
-            "store still in use at shutdown; the last checkpoint is the periodic one"
-        ),
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    tracing::warn!(
+        tree_size = checkpoint.map(|c| c.tree_size),
+        "store still in use at exit; its last checkpoint is signed but not fsynced"
+    );
     Ok(())
 }
 
