@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc as std_mpsc;
 use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -26,8 +27,8 @@ use uuid::Uuid;
 use crate::checkpoint::{LedgerKey, SignedCheckpoint};
 use crate::clock::{Clock, SystemClock};
 use crate::record::{
-    self, check_framed, decode_payload, encode_record, segment_header, Frame, RecordFields,
-    SegmentScanner, RECORD_HEADER_LEN, SEGMENT_HEADER_LEN,
+    self, check_framed, decode_payload, encode_record, segment_header, BlockFrame, BlockScanner,
+    Frame, RecordFields, SegmentScanner, RECORD_HEADER_LEN, SEGMENT_HEADER_LEN,
 };
 use crate::{
     AppendOutcome, AppendedEvent, ConsistencyProof, EventId, EventStore, EventStream,
@@ -515,11 +516,54 @@ struct ActiveSegment {
     index: u32,
 }
 
-/// A transaction being rebuilt on open: its records are indexed only once all are there.
+/// An append being rebuilt on open: its records are indexed only once all are there.
 struct OpenTxn {
     start_offset: u64,
-    records: Vec<(Loc, StreamId, Uuid)>,
     len: u16,
+}
+
+/// A record of an unfinished append, waiting for the rest of it.
+struct PendingRecord {
+    loc: Loc,
+    /// Its stream's slot in [`ScanStreams`].
+    stream: usize,
+    id: Uuid,
+}
+
+/// The stream index a scan rebuilds. Each name maps to a slot, so that a record's stream name
+/// is hashed once and allocated only the first time it is seen; at the end of the scan the
+/// slots become `State::streams`.
+#[derive(Default)]
+struct ScanStreams {
+    slots: HashMap<StreamId, usize>,
+    positions: Vec<Vec<u64>>,
+}
+
+impl ScanStreams {
+    /// The slot of stream `name`, checking the name the first time it is seen.
+    fn slot(&mut self, name: &str) -> Result<usize, String> {
+        if let Some(slot) = self.slots.get(name) {
+            return Ok(*slot);
+        }
+        let stream = StreamId::new(name).map_err(|e| e.to_string())?;
+        let slot = self.positions.len();
+        self.positions.push(Vec::new());
+        self.slots.insert(stream, slot);
+        Ok(slot)
+    }
+
+    /// Moves every stream that has an indexed record into `streams`. A slot can be empty
+    /// when the only records naming it were cut or damaged, and such a stream does not exist.
+    fn finish(self, streams: &mut HashMap<StreamId, Vec<u64>>) {
+        let mut positions = self.positions;
+        streams.reserve(self.slots.len());
+        for (stream, slot) in self.slots {
+            let indexed = std::mem::take(&mut positions[slot]);
+            if !indexed.is_empty() {
+                streams.insert(stream, indexed);
+            }
+        }
+    }
 }
 
 /// What must be cut from the tail of the log: an unfinished, never acknowledged write.
@@ -554,59 +598,49 @@ impl Scan {
 /// Reads every segment, checking each record's checksums, position, stream version, event id
 /// uniqueness and append boundaries, and rebuilding the index and the Merkle tree.
 ///
-/// Hashing the Merkle leaves (SHA-256 over every byte) runs on a second thread, fed with
-/// payloads in file order, while this one checks and indexes them.
+/// Segments are read in large blocks (see [`BlockScanner`]) that this thread checks and
+/// indexes record by record without copying them, then hands whole to a second thread. That
+/// one checks the payload checksums, hashes the Merkle leaves (SHA-256 over every byte) and
+/// builds the tree, in file order, and hands each block back for the next read. Whenever the
+/// second thread falls behind, this one checks and hashes a block itself (see
+/// [`HashFeed::send`]), so that neither core waits for the other.
 pub(crate) fn scan_log(log_dir: &Path) -> Result<Scan, StoreError> {
-    const HASH_BATCH_RECORDS: usize = 1024;
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Scanned>>(8);
+    // Blocks waiting for the hashing thread: enough to ride out uneven progress of the two
+    // threads, few enough to bound the memory held in buffers.
+    const HASH_QUEUE_BLOCKS: usize = 4;
+    let (tx, rx) = std_mpsc::sync_channel::<HashBlock>(HASH_QUEUE_BLOCKS);
+    let (back_tx, back_rx) = std_mpsc::channel::<HashBlock>();
     let hasher = std::thread::Builder::new()
         .name("ledger-scan-hash".to_owned())
-        .spawn(move || {
-            // Checks each payload's checksum and hashes it; stops at the first bad one.
-            let mut leaves = Vec::new();
-            let mut bad = None;
-            for batch in rx {
-                for record in batch {
-                    if bad.is_some() {
-                        continue;
-                    }
-                    if crc32c::crc32c(&record.payload) != record.payload_crc {
-                        bad = Some(record);
-                        continue;
-                    }
-                    leaves.push(leaf_hash(&record.payload));
-                }
-            }
-            (leaves, bad.map(|r| (r.segment, r.offset)))
-        })?;
-    let mut state = State::default();
-    let mut batch = Vec::with_capacity(HASH_BATCH_RECORDS);
-    let mut hash_failed = false;
-    let mut sink = |record: Scanned| {
-        batch.push(record);
-        if batch.len() == HASH_BATCH_RECORDS {
-            let full = std::mem::replace(&mut batch, Vec::with_capacity(HASH_BATCH_RECORDS));
-            hash_failed |= tx.send(full).is_err();
-        }
+        .spawn(move || hash_blocks(rx, back_tx))?;
+    let mut feed = HashFeed {
+        tx,
+        back: back_rx,
+        failed: false,
     };
-    let scanned = scan_segments(log_dir, &mut state, &mut sink);
-    if !batch.is_empty() {
-        hash_failed |= tx.send(batch).is_err();
-    }
+    let mut state = State::default();
+    let mut streams = ScanStreams::default();
+    let scanned = scan_segments(log_dir, &mut state, &mut streams, &mut feed);
+    streams.finish(&mut state.streams);
+    let HashFeed { tx, back, failed } = feed;
     drop(tx);
-    let (leaves, bad_checksum) = hasher
+    let (mut tree, bad_checksum) = hasher
         .join()
         .map_err(|_| StoreError::Io(std::io::Error::other("the hashing thread panicked")))?;
-    if hash_failed {
+    drop(back);
+    if failed {
         return Err(StoreError::Io(std::io::Error::other(
             "the hashing thread stopped early",
         )));
     }
     let (mut cut, mut damage) = scanned?;
+    // The tree holds a leaf for every record sent to the hashing thread up to the first bad
+    // checksum, which can be more than were indexed (the records of an unfinished append).
+    let hashed = tree.len();
     if let Some((segment, offset)) = bad_checksum {
         // Records reach the hasher in order, so the first bad checksum comes before any damage
         // the scan itself found later on.
-        let position = leaves.len() as u64;
+        let position = hashed;
         let earlier = match &damage {
             Some(StoreError::Corrupt { position: p, .. }) => position <= *p,
             _ => true,
@@ -619,45 +653,144 @@ pub(crate) fn scan_log(log_dir: &Path) -> Result<Scan, StoreError> {
                 offset,
                 reason: "payload checksum mismatch".to_owned(),
             });
-            state.locs.truncate(leaves.len());
+            state.locs.truncate(hashed as usize);
         }
     }
-    let head = state.head() as usize;
-    assert!(
-        leaves.len() >= head,
-        "invariant: every indexed record was hashed"
-    );
-    for leaf in &leaves[..head] {
-        state.tree.push_leaf_hash(*leaf);
-    }
+    let head = state.head();
+    assert!(hashed >= head, "invariant: every indexed record was hashed");
+    tree.truncate(head);
+    state.tree = tree;
     Ok(Scan { state, cut, damage })
 }
 
 type ScanEnd = (Option<Cut>, Option<StoreError>);
 
-/// A record read by the scan, on its way to the hashing thread.
-struct Scanned {
-    payload: Vec<u8>,
+/// Where one record's payload is in its block, on its way to the hashing thread.
+struct HashedRecord {
+    start: usize,
+    len: u32,
     payload_crc: u32,
+}
+
+/// A block of one segment and the records in it that the scan accepted, for the hashing
+/// thread, which sends it back when done so that its buffers are reused.
+struct HashBlock {
+    bytes: Vec<u8>,
+    records: Vec<HashedRecord>,
     segment: u32,
+    /// File offset of `bytes[0]`.
     offset: u64,
+    /// Whether `leaves` and `bad` are filled in already (by the scanning thread).
+    hashed: bool,
+    /// The leaf hashes of `records`, up to the first bad payload checksum.
+    leaves: Vec<Hash>,
+    /// Index in `records` of the first payload whose checksum does not match.
+    bad: Option<usize>,
+}
+
+impl HashBlock {
+    /// Checks each payload's checksum and hashes its leaf, stopping at the first bad one.
+    fn hash(&mut self) {
+        for (index, record) in self.records.iter().enumerate() {
+            let payload = &self.bytes[record.start..record.start + record.len as usize];
+            if crc32c::crc32c(payload) != record.payload_crc {
+                self.bad = Some(index);
+                break;
+            }
+            self.leaves.push(leaf_hash(payload));
+        }
+        self.hashed = true;
+    }
+}
+
+/// The scanning side of the two channels to the hashing thread.
+struct HashFeed {
+    tx: std_mpsc::SyncSender<HashBlock>,
+    back: std_mpsc::Receiver<HashBlock>,
+    /// The hashing thread went away before the scan ended.
+    failed: bool,
+}
+
+impl HashFeed {
+    /// Buffers for the next block: ones the hashing thread is done with, or empty ones (the
+    /// scanner allocates) while the pipeline fills up.
+    fn take(&mut self) -> (Vec<u8>, Vec<HashedRecord>, Vec<Hash>) {
+        match self.back.try_recv() {
+            Ok(HashBlock {
+                bytes,
+                mut records,
+                mut leaves,
+                ..
+            }) => {
+                records.clear();
+                leaves.clear();
+                (bytes, records, leaves)
+            }
+            Err(_) => (Vec::new(), Vec::new(), Vec::new()),
+        }
+    }
+
+    /// Hands a block to the hashing thread. When that thread is behind (its queue is full),
+    /// this thread hashes the block itself instead of waiting, so that both cores stay busy
+    /// whichever side is slower for the events at hand.
+    fn send(&mut self, block: HashBlock) {
+        match self.tx.try_send(block) {
+            Ok(()) => {}
+            Err(std_mpsc::TrySendError::Full(mut block)) => {
+                block.hash();
+                self.failed |= self.tx.send(block).is_err();
+            }
+            Err(std_mpsc::TrySendError::Disconnected(_)) => self.failed = true,
+        }
+    }
+}
+
+/// The hashing thread: checks each payload's checksum and hashes its leaf (unless the scanning
+/// thread did), adds the leaves to the tree in file order, and hands every block back. Stops at
+/// the first bad checksum and returns where it is.
+fn hash_blocks(
+    rx: std_mpsc::Receiver<HashBlock>,
+    back: std_mpsc::Sender<HashBlock>,
+) -> (MerkleTree, Option<(u32, u64)>) {
+    let mut tree = MerkleTree::new();
+    let mut bad = None;
+    for mut block in rx {
+        if bad.is_none() {
+            if !block.hashed {
+                block.hash();
+            }
+            for leaf in &block.leaves {
+                tree.push_leaf_hash(*leaf);
+            }
+            if let Some(index) = block.bad {
+                let header_at = (block.records[index].start - RECORD_HEADER_LEN) as u64;
+                bad = Some((block.segment, block.offset + header_at));
+            }
+        }
+        // A closed return channel only means that the scan is over and needs no more buffers.
+        let _ = back.send(block);
+    }
+    (tree, bad)
 }
 
 fn scan_segments(
     log_dir: &Path,
     state: &mut State,
-    sink: &mut dyn FnMut(Scanned),
+    streams: &mut ScanStreams,
+    feed: &mut HashFeed,
 ) -> Result<ScanEnd, StoreError> {
+    // The index is sized once, when enough of the log has been read to tell how many events
+    // it holds, rather than rehashed several times as it grows.
+    const SIZE_INDEX_AFTER_EVENTS: u64 = 1024;
     let paths = list_segments(log_dir)?;
     let segment_count = paths.len();
-    // Size the index for ~1 KiB events up front rather than rehash it many times.
     let total_bytes: u64 = paths
         .iter()
         .map(|p| fs::metadata(p).map_or(0, |m| m.len()))
         .sum();
-    let expected_events = (total_bytes / 1024) as usize;
-    state.locs.reserve(expected_events);
-    state.event_ids.reserve(expected_events);
+    let mut index_sized = false;
+    let mut bytes_before = 0u64;
+    let mut pending: Vec<PendingRecord> = Vec::new();
     for (index, path) in paths.iter().enumerate() {
         let is_last = index + 1 == segment_count;
         let corrupt = |position: u64, offset: u64, reason: String| StoreError::Corrupt {
@@ -666,7 +799,8 @@ fn scan_segments(
             offset,
             reason,
         };
-        let file_len = fs::metadata(path)?.len();
+        let file = Arc::new(File::open(path)?);
+        let file_len = file.metadata()?.len();
         if is_last && file_len < SEGMENT_HEADER_LEN {
             // The process died while creating this segment: nothing in it was acknowledged.
             return Ok((
@@ -679,8 +813,8 @@ fn scan_segments(
                 None,
             ));
         }
-        let (mut scanner, first) = SegmentScanner::open(path)?;
-        scanner.defer_payload_checksum();
+        let (buffer, mut records, mut leaves) = feed.take();
+        let (mut scanner, first) = BlockScanner::open(Arc::clone(&file), file_len, buffer)?;
         let head = state.head();
         let first = match first {
             Ok(first) if first == head => first,
@@ -697,39 +831,53 @@ fn scan_segments(
         }
         state.segments.push(Segment {
             path: path.clone(),
-            read: Arc::new(File::open(path)?),
+            read: file,
         });
         let seg_index = index as u32;
         let mut txn: Option<OpenTxn> = None;
-        loop {
+        // `None` when the segment ended cleanly, else how the scan ends.
+        let end: Option<ScanEnd> = loop {
             let offset = scanner.offset();
-            let pending = txn.as_ref().map_or(&[][..], |t| &t.records[..]);
             let position = state.head() + pending.len() as u64;
-            let frame = scanner.next_frame()?;
-            let (payload, framed_len, payload_crc) = match frame {
-                Frame::Record {
-                    payload,
-                    framed_len,
+            let (start, len, payload_crc) = match scanner.next_frame()? {
+                BlockFrame::Record {
+                    start,
+                    len,
                     payload_crc,
-                } => (payload, framed_len, payload_crc),
-                Frame::Damaged { reason } => {
-                    return Ok((None, Some(corrupt(position, offset, reason))))
+                } => (start, len, payload_crc),
+                BlockFrame::BlockEnd => {
+                    let (buffer, next_records, next_leaves) = feed.take();
+                    let block_offset = scanner.block_offset();
+                    let bytes = scanner.next_block(buffer)?;
+                    feed.send(HashBlock {
+                        bytes,
+                        records: std::mem::replace(&mut records, next_records),
+                        segment: seg_index,
+                        offset: block_offset,
+                        hashed: false,
+                        leaves: std::mem::replace(&mut leaves, next_leaves),
+                        bad: None,
+                    });
+                    continue;
                 }
-                Frame::End | Frame::TornTail { .. } => {
+                BlockFrame::Damaged { reason } => {
+                    break Some((None, Some(corrupt(position, offset, reason))))
+                }
+                frame @ (BlockFrame::End | BlockFrame::TornTail { .. }) => {
                     let reason = match (frame, &txn) {
-                        (Frame::TornTail { reason }, _) => reason,
+                        (BlockFrame::TornTail { reason }, _) => reason,
                         (_, Some(t)) => format!(
                             "append of {} records ends after {} of them",
                             t.len,
-                            t.records.len()
+                            pending.len()
                         ),
-                        _ => break,
+                        _ => break None,
                     };
                     let start = txn.as_ref().map_or(offset, |t| t.start_offset);
                     if !is_last {
-                        return Ok((None, Some(corrupt(position, start, reason))));
+                        break Some((None, Some(corrupt(position, start, reason))));
                     }
-                    return Ok((
+                    break Some((
                         Some(Cut {
                             path: path.clone(),
                             offset: Some(start),
@@ -740,88 +888,129 @@ fn scan_segments(
                     ));
                 }
             };
-            let checked = check_record(state, pending, &payload, position);
-            let (fields_stream, id, txn_index, txn_len) = match checked {
-                Ok(v) => v,
-                Err(reason) => return Ok((None, Some(corrupt(position, offset, reason)))),
-            };
-            let mut current = match txn.take() {
-                None if txn_index == 0 => OpenTxn {
-                    start_offset: offset,
-                    records: Vec::with_capacity(usize::from(txn_len)),
-                    len: txn_len,
-                },
-                Some(t) if t.len == txn_len && t.records.len() == usize::from(txn_index) => t,
+            let payload = &scanner.block()[start..start + len as usize];
+            let (stream, id, txn_index, txn_len) =
+                match check_record(streams, &pending, payload, position) {
+                    Ok(checked) => checked,
+                    Err(reason) => break Some((None, Some(corrupt(position, offset, reason)))),
+                };
+            match &txn {
+                None if txn_index == 0 => {
+                    txn = Some(OpenTxn {
+                        start_offset: offset,
+                        len: txn_len,
+                    });
+                }
+                Some(t) if t.len == txn_len && pending.len() == usize::from(txn_index) => {}
                 _ => {
                     let reason =
                         format!("record {txn_index}/{txn_len} breaks its append's sequence");
-                    return Ok((None, Some(corrupt(position, offset, reason))));
+                    break Some((None, Some(corrupt(position, offset, reason))));
                 }
-            };
-            let loc = Loc {
-                segment: seg_index,
-                offset,
-                len: framed_len as u32,
-            };
-            sink(Scanned {
-                payload,
-                payload_crc,
-                segment: seg_index,
-                offset,
-            });
-            current.records.push((loc, fields_stream, id));
-            if current.records.len() == usize::from(current.len) {
-                for (loc, stream, id) in current.records {
-                    let position = state.head();
-                    // One probe of the id table per record: it is a cache miss on a large log.
-                    match state.event_ids.entry(id) {
-                        std::collections::hash_map::Entry::Occupied(_) => {
-                            let reason = format!("event id {id} repeated");
-                            return Ok((None, Some(corrupt(position, loc.offset, reason))));
-                        }
-                        std::collections::hash_map::Entry::Vacant(slot) => {
-                            slot.insert(position);
-                        }
-                    }
-                    state.locs.push(loc);
-                    match state.streams.get_mut(stream.as_str()) {
-                        Some(positions) => positions.push(position),
-                        None => {
-                            state.streams.insert(stream, vec![position]);
-                        }
-                    }
-                }
-            } else {
-                txn = Some(current);
             }
+            records.push(HashedRecord {
+                start,
+                len,
+                payload_crc,
+            });
+            pending.push(PendingRecord {
+                loc: Loc {
+                    segment: seg_index,
+                    offset,
+                    len: RECORD_HEADER_LEN as u32 + len,
+                },
+                stream,
+                id,
+            });
+            if pending.len() == usize::from(txn_len) {
+                txn = None;
+                if let Err((position, offset, reason)) = index_append(state, streams, &mut pending)
+                {
+                    break Some((None, Some(corrupt(position, offset, reason))));
+                }
+                if !index_sized && state.head() >= SIZE_INDEX_AFTER_EVENTS {
+                    index_sized = true;
+                    size_index(state, total_bytes, bytes_before + scanner.offset());
+                }
+            }
+        };
+        let block_offset = scanner.block_offset();
+        feed.send(HashBlock {
+            bytes: scanner.into_block(),
+            records,
+            segment: seg_index,
+            offset: block_offset,
+            hashed: false,
+            leaves,
+            bad: None,
+        });
+        if let Some(end) = end {
+            return Ok(end);
         }
+        bytes_before += file_len;
     }
     Ok((None, None))
 }
 
+/// Reserves room in the index for the events a log of `total_bytes` holds, estimated from the
+/// events found in its first `bytes_read` bytes, plus a little for variation in event size.
+fn size_index(state: &mut State, total_bytes: u64, bytes_read: u64) {
+    let head = state.head();
+    let estimate = (total_bytes as f64 / bytes_read.max(1) as f64 * head as f64 * 1.0625) as u64;
+    let more = usize::try_from(estimate.saturating_sub(head)).unwrap_or(0);
+    state.locs.reserve(more);
+    state.event_ids.reserve(more);
+}
+
+/// Indexes the records of an append once all of them have been read. A repeated event id is
+/// returned as (position, offset, reason).
+fn index_append(
+    state: &mut State,
+    streams: &mut ScanStreams,
+    pending: &mut Vec<PendingRecord>,
+) -> Result<(), (u64, u64, String)> {
+    for record in pending.drain(..) {
+        let position = state.head();
+        // One probe of the id table per record: it is a cache miss on a large log.
+        match state.event_ids.entry(record.id) {
+            std::collections::hash_map::Entry::Occupied(_) => {
+                let reason = format!("event id {} repeated", record.id);
+                return Err((position, record.loc.offset, reason));
+            }
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(position);
+            }
+        }
+        state.locs.push(record.loc);
+        streams.positions[record.stream].push(position);
+    }
+    Ok(())
+}
+
 /// Checks one record against the index built so far and the records of its unfinished append.
+/// Returns the record's stream slot, event id, and place in its append.
 fn check_record(
-    state: &State,
-    pending: &[(Loc, StreamId, Uuid)],
+    streams: &mut ScanStreams,
+    pending: &[PendingRecord],
     payload: &[u8],
     position: u64,
-) -> Result<(StreamId, Uuid, u16, u16), String> {
+) -> Result<(usize, Uuid, u16, u16), String> {
     let fields = decode_payload(payload)?;
     if fields.position != position {
         return Err(format!("record says position {}", fields.position));
     }
-    let stream = StreamId::new(fields.stream).map_err(|e| e.to_string())?;
-    let pending_in_stream = pending.iter().filter(|r| r.1 == stream).count() as u64;
-    let due = state.streams.get(&stream).map_or(0, |v| v.len() as u64) + pending_in_stream;
+    let stream = streams.slot(fields.stream)?;
+    let pending_in_stream = pending.iter().filter(|r| r.stream == stream).count() as u64;
+    let due = streams.positions[stream].len() as u64 + pending_in_stream;
     if fields.version != due {
         return Err(format!(
-            "stream {stream} version {} where {due} was due",
-            fields.version
+            "stream {} version {} where {due} was due",
+            fields.stream, fields.version
         ));
     }
     let id = Uuid::from_bytes(fields.event_id);
     // Ids already in the index are caught when the append is indexed (one probe per id).
-    if pending.iter().any(|r| r.2 == id) {
+    if pending.iter().any(|r| r.id == id) {
         return Err(format!("event id {id} repeated"));
     }
     Ok((stream, id, fields.txn_index, fields.txn_len))
@@ -1617,5 +1806,223 @@ impl std::fmt::Debug for FileStore {
             .field("dir", &self.inner.dir)
             .field("head", &self.head())
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// One record of a test log: where it starts, its position, and where its append starts.
+    struct Written {
+        start: usize,
+        position: u64,
+        append_start: usize,
+        append_position: u64,
+    }
+
+    /// A log of appends of one or two records of varied sizes, several blocks long, with the
+    /// leaf hash of every record.
+    fn write_log() -> (Vec<u8>, Vec<Written>, Vec<Hash>) {
+        let mut out = segment_header(0).to_vec();
+        let mut written = Vec::new();
+        let mut leaves = Vec::new();
+        let mut versions = [0u64; 5];
+        let mut position = 0u64;
+        let mut append = 0u64;
+        while out.len() < 5 * record::SCAN_READ_BYTES {
+            let len = 1 + (append % 2) as u16;
+            let (append_start, append_position) = (out.len(), position);
+            for index in 0..len {
+                let stream = ((append + u64::from(index)) % 5) as usize;
+                let data = vec![b'x'; 200 + (append as usize * 37) % 3000];
+                let mut id = [0u8; 16];
+                id[..8].copy_from_slice(&position.to_le_bytes());
+                id[8] = 0x4d;
+                let name = format!("movement-{stream}");
+                written.push(Written {
+                    start: out.len(),
+                    position,
+                    append_start,
+                    append_position,
+                });
+                leaves.push(encode_record(
+                    &mut out,
+                    &RecordFields {
+                        position,
+                        txn_index: index,
+                        txn_len: len,
+                        version: versions[stream],
+                        stream: &name,
+                        event_id: id,
+                        event_type: "Moved",
+                        schema_version: 1,
+                        metadata: b"{}",
+                        data: &data,
+                    },
+                ));
+                versions[stream] += 1;
+                position += 1;
+            }
+            append += 1;
+        }
+        (out, written, leaves)
+    }
+
+    /// Where the blocks of a scan of `path` end.
+    fn block_ends(path: &Path) -> Vec<usize> {
+        let file = Arc::new(File::open(path).unwrap());
+        let len = file.metadata().unwrap().len();
+        let (mut scanner, _) = BlockScanner::open(file, len, Vec::new()).unwrap();
+        let mut ends = Vec::new();
+        loop {
+            match scanner.next_frame().unwrap() {
+                BlockFrame::Record { .. } => {}
+                BlockFrame::BlockEnd => {
+                    ends.push(scanner.block_offset() as usize + scanner.block().len());
+                    scanner.next_block(Vec::new()).unwrap();
+                }
+                _ => break ends,
+            }
+        }
+    }
+
+    fn damage(scan: &Scan) -> (u64, u64, String) {
+        match &scan.damage {
+            Some(StoreError::Corrupt {
+                position,
+                offset,
+                reason,
+                ..
+            }) => (*position, *offset, reason.clone()),
+            other => panic!("expected damage, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn scans_across_blocks_report_as_record_by_record() {
+        let (full, written, leaves) = write_log();
+        let dir = tempfile::tempdir().unwrap();
+        let seg = dir.path().join(segment_name(0));
+        std::fs::write(&seg, &full).unwrap();
+        let scan = scan_log(dir.path()).unwrap();
+        assert!(scan.damage.is_none() && scan.cut.is_none());
+        assert_eq!(scan.events(), written.len() as u64);
+        let mut tree = MerkleTree::new();
+        for leaf in &leaves {
+            tree.push_leaf_hash(*leaf);
+        }
+        assert_eq!(scan.tree().root(), tree.root());
+        assert_eq!(scan.state.streams.len(), 5);
+        let ends = block_ends(&seg);
+        assert!(ends.len() >= 3, "{ends:?}");
+        // Records near the end of a block (the ones carried over, and their neighbours) and a
+        // sample of the others.
+        let cases = written.iter().enumerate().filter(|(i, w)| {
+            i % 40 == 0
+                || ends
+                    .iter()
+                    .any(|e| w.start + 8_000 > *e && w.start < e + 8_000)
+        });
+        for (i, w) in cases {
+            let end = written.get(i + 1).map_or(full.len(), |n| n.start);
+            // A payload byte: found by the hashing thread.
+            let mut bad = full.clone();
+            bad[(w.start + RECORD_HEADER_LEN + end) / 2] ^= 0x20;
+            std::fs::write(&seg, &bad).unwrap();
+            let scan = scan_log(dir.path()).unwrap();
+            let reason = "payload checksum mismatch".to_owned();
+            assert_eq!(damage(&scan), (w.position, w.start as u64, reason));
+            assert_eq!(scan.events(), w.position);
+            assert!(scan.cut.is_none());
+            // A header byte: found by the scan.
+            let mut bad = full.clone();
+            bad[w.start + 1] ^= 0x20;
+            std::fs::write(&seg, &bad).unwrap();
+            let scan = scan_log(dir.path()).unwrap();
+            let reason = "record header checksum mismatch".to_owned();
+            assert_eq!(damage(&scan), (w.position, w.start as u64, reason));
+            assert_eq!(scan.events(), w.append_position);
+            // A torn write of this record: its whole append is cut.
+            std::fs::write(&seg, &full[..w.start + RECORD_HEADER_LEN + 3]).unwrap();
+            let scan = scan_log(dir.path()).unwrap();
+            assert!(scan.damage.is_none());
+            let cut = scan.cut.as_ref().unwrap();
+            assert_eq!(cut.offset, Some(w.append_start as u64));
+            assert_eq!(scan.events(), w.append_position);
+            let mut tree = MerkleTree::new();
+            for leaf in &leaves[..w.append_position as usize] {
+                tree.push_leaf_hash(*leaf);
+            }
+            assert_eq!(scan.tree().root(), tree.root());
+        }
+    }
+
+    #[test]
+    fn blocks_hashed_by_either_thread_give_the_same_tree_and_first_bad_checksum() {
+        let payloads: Vec<Vec<u8>> = (0..12u8).map(|i| vec![i; 100 + usize::from(i)]).collect();
+        let block = |from: usize, to: usize, bad: Option<usize>| {
+            let mut bytes = Vec::new();
+            let mut records = Vec::new();
+            for (i, payload) in payloads.iter().enumerate().take(to).skip(from) {
+                let start = bytes.len();
+                record::encode_frame(&mut bytes, payload);
+                if bad == Some(i) {
+                    let last = bytes.len() - 1;
+                    bytes[last] ^= 1;
+                }
+                records.push(HashedRecord {
+                    start: start + RECORD_HEADER_LEN,
+                    len: payload.len() as u32,
+                    payload_crc: crc32c::crc32c(payload),
+                });
+            }
+            HashBlock {
+                bytes,
+                records,
+                segment: from as u32,
+                offset: 1000 * from as u64,
+                hashed: false,
+                leaves: Vec::new(),
+                bad: None,
+            }
+        };
+        for prehashed in [
+            [false, false, false],
+            [true, false, true],
+            [true, true, true],
+        ] {
+            for bad in [None, Some(1), Some(4), Some(5), Some(11)] {
+                let (tx, rx) = std_mpsc::channel();
+                let (back_tx, back_rx) = std_mpsc::channel();
+                for (k, (from, to)) in [(0, 4), (4, 9), (9, 12)].into_iter().enumerate() {
+                    let mut b = block(from, to, bad);
+                    if prehashed[k] {
+                        b.hash();
+                    }
+                    tx.send(b).unwrap();
+                }
+                drop(tx);
+                let (tree, found) = hash_blocks(rx, back_tx);
+                let good = bad.unwrap_or(payloads.len());
+                assert_eq!(tree.len(), good as u64);
+                let mut expected = MerkleTree::new();
+                for p in &payloads[..good] {
+                    expected.push_leaf_hash(leaf_hash(p));
+                }
+                assert_eq!(tree.root(), expected.root());
+                let expected_bad = bad.map(|i| {
+                    let from = [0, 4, 9].into_iter().rfind(|f| *f <= i).unwrap();
+                    let before: usize = payloads[from..i]
+                        .iter()
+                        .map(|p| RECORD_HEADER_LEN + p.len())
+                        .sum();
+                    (from as u32, 1000 * from as u64 + before as u64)
+                });
+                assert_eq!(found, expected_bad, "{prehashed:?} {bad:?}");
+                assert_eq!(back_rx.try_iter().count(), 3, "every block comes back");
+            }
+        }
     }
 }

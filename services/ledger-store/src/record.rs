@@ -398,20 +398,233 @@ impl SegmentScanner {
     }
 
     fn rest_is_zero(&self) -> io::Result<bool> {
-        let mut at = self.offset;
-        let mut buf = vec![0u8; 1 << 16];
-        while at < self.file_len {
-            let got = self.file.read_at(&mut buf, at)?;
-            if got == 0 {
-                break;
-            }
-            if buf[..got].iter().any(|b| *b != 0) {
-                return Ok(false);
-            }
-            at += got as u64;
-        }
-        Ok(true)
+        rest_is_zero(&self.file, self.offset, self.file_len)
     }
+}
+
+/// Size of a [`BlockScanner`] buffer. A whole record (header and the largest payload the format
+/// accepts) always fits in one, so a record that straddles the end of a block can be carried
+/// over whole to the start of the next.
+pub const SCAN_BLOCK_BYTES: usize = 4 << 20;
+
+const _: () = assert!(SCAN_BLOCK_BYTES >= RECORD_HEADER_LEN + RECORD_PAYLOAD_BYTES_MAX);
+
+/// Bytes a [`BlockScanner`] reads into a block (more only when one record needs it). Small
+/// enough that a block is still in the cache when it is checked and then hashed, large enough
+/// that reads and hand-overs cost little per record.
+pub const SCAN_READ_BYTES: usize = 512 << 10;
+
+/// What a [`BlockScanner`] found at its offset.
+#[derive(Debug)]
+pub enum BlockFrame {
+    /// A whole record whose header checks out. Its payload is `block()[start..start + len]`;
+    /// the payload checksum is left to the caller.
+    Record {
+        /// Where the payload starts in the current block.
+        start: usize,
+        /// Payload length.
+        len: u32,
+        /// The payload checksum from the header (not checked yet).
+        payload_crc: u32,
+    },
+    /// The next frame continues past the current block: call [`BlockScanner::next_block`].
+    BlockEnd,
+    /// The clean end of the segment.
+    End,
+    /// An unfinished write at the end of the file: never acknowledged, safe to cut.
+    TornTail {
+        /// Why this is read as a torn write.
+        reason: String,
+    },
+    /// Damage: bytes that were once whole no longer check out.
+    Damaged {
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// Reads a segment in large blocks into buffers the caller provides and recycles, and hands
+/// out records as ranges of the current block, so a scan neither copies nor allocates per
+/// record. It tells a torn tail from damage by exactly the rules of [`SegmentScanner`].
+pub struct BlockScanner {
+    file: std::sync::Arc<File>,
+    file_len: u64,
+    block: Vec<u8>,
+    /// File offset of `block[0]`.
+    block_offset: u64,
+    /// Bytes of `block` read from the file.
+    filled: usize,
+    /// Where the next frame starts in `block`.
+    at: usize,
+    /// Bytes from `at` on that the next block must hold: what the unfinished frame needs.
+    need: usize,
+}
+
+impl BlockScanner {
+    /// Reads the first block of a segment `file_len` bytes long into `buffer` and returns a
+    /// scanner positioned after the segment header, with the first position the header holds.
+    pub fn open(
+        file: std::sync::Arc<File>,
+        file_len: u64,
+        buffer: Vec<u8>,
+    ) -> io::Result<(Self, Result<u64, String>)> {
+        let mut scanner = Self {
+            file,
+            file_len,
+            block: block_buffer(buffer),
+            block_offset: 0,
+            filled: 0,
+            at: 0,
+            need: 0,
+        };
+        scanner.fill(0)?;
+        let header_len = scanner.filled.min(SEGMENT_HEADER_LEN as usize);
+        let first = parse_segment_header(&scanner.block[..header_len]);
+        scanner.at = header_len;
+        Ok((scanner, first))
+    }
+
+    /// Byte offset of the next frame in the file.
+    pub fn offset(&self) -> u64 {
+        self.block_offset + self.at as u64
+    }
+
+    /// File offset of the first byte of the current block.
+    pub fn block_offset(&self) -> u64 {
+        self.block_offset
+    }
+
+    /// The bytes of the current block.
+    pub fn block(&self) -> &[u8] {
+        &self.block[..self.filled]
+    }
+
+    /// Reads the next frame. After anything but `Record`, the scanner stays where it is.
+    pub fn next_frame(&mut self) -> io::Result<BlockFrame> {
+        let offset = self.offset();
+        let remaining = self.file_len.saturating_sub(offset);
+        if remaining == 0 {
+            return Ok(BlockFrame::End);
+        }
+        if remaining < RECORD_HEADER_LEN as u64 {
+            return Ok(BlockFrame::TornTail {
+                reason: format!("{remaining} bytes at the end of the file: an unfinished header"),
+            });
+        }
+        let available = self.filled - self.at;
+        // The block ends before the file does whenever less than a header or a record is left
+        // in it, since the checks above found that many bytes in the file.
+        if available < RECORD_HEADER_LEN {
+            self.need = RECORD_HEADER_LEN;
+            return Ok(BlockFrame::BlockEnd);
+        }
+        let header = &self.block[self.at..self.at + RECORD_HEADER_LEN];
+        let (len, payload_crc) = match parse_header(header) {
+            Ok(parsed) => parsed,
+            Err(reason) => {
+                return Ok(if rest_is_zero(&self.file, offset, self.file_len)? {
+                    BlockFrame::TornTail {
+                        reason: "zero-filled bytes at the end of the file".to_owned(),
+                    }
+                } else {
+                    BlockFrame::Damaged { reason }
+                });
+            }
+        };
+        let framed_len = RECORD_HEADER_LEN as u64 + u64::from(len);
+        if framed_len > remaining {
+            return Ok(BlockFrame::TornTail {
+                reason: format!(
+                    "record of {framed_len} bytes runs past the end of the file ({remaining} bytes left)"
+                ),
+            });
+        }
+        if framed_len > available as u64 {
+            // At most `RECORD_HEADER_LEN + RECORD_PAYLOAD_BYTES_MAX`, which fits in a block.
+            self.need = framed_len as usize;
+            return Ok(BlockFrame::BlockEnd);
+        }
+        let start = self.at + RECORD_HEADER_LEN;
+        self.at += framed_len as usize;
+        Ok(BlockFrame::Record {
+            start,
+            len,
+            payload_crc,
+        })
+    }
+
+    /// Moves on to the next block, read into `buffer`, after [`BlockFrame::BlockEnd`]. The
+    /// unfinished frame at the end of the current block is carried over to the start of the
+    /// new one. Returns the buffer of the finished block, for the caller to pass on and reuse.
+    pub fn next_block(&mut self, buffer: Vec<u8>) -> io::Result<Vec<u8>> {
+        let mut next = block_buffer(buffer);
+        let carry = self.filled - self.at;
+        next[..carry].copy_from_slice(&self.block[self.at..self.filled]);
+        let next_offset = self.offset();
+        let finished = std::mem::replace(&mut self.block, next);
+        self.block_offset = next_offset;
+        self.at = 0;
+        self.fill(carry)?;
+        Ok(finished)
+    }
+
+    /// Ends the scan, returning the buffer of the current block.
+    pub fn into_block(self) -> Vec<u8> {
+        self.block
+    }
+
+    /// Reads the block from `block[from..]` on: [`SCAN_READ_BYTES`] more, or what the carried
+    /// over frame needs if that is more, but never past the end of the file. The block can
+    /// always take what a frame needs, and the file holds it (else the frame is a torn tail),
+    /// so the next frame is whole in the new block.
+    fn fill(&mut self, from: usize) -> io::Result<()> {
+        let in_file = self.file_len.saturating_sub(self.block_offset);
+        let want = (from + SCAN_READ_BYTES)
+            .max(self.need)
+            .min(self.block.len());
+        let want = usize::try_from(in_file).map_or(want, |n| n.min(want));
+        let got = read_full_at(
+            &self.file,
+            &mut self.block[from..want],
+            self.block_offset + from as u64,
+        )?;
+        if from + got != want {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "segment shrank while it was read",
+            ));
+        }
+        self.filled = want;
+        Ok(())
+    }
+}
+
+/// Gives a buffer the size of a block. Buffers come back from the hashing side at full length;
+/// a new one is allocated zeroed so that its pages are only touched when read into.
+fn block_buffer(buffer: Vec<u8>) -> Vec<u8> {
+    if buffer.len() >= SCAN_BLOCK_BYTES {
+        buffer
+    } else {
+        vec![0u8; SCAN_BLOCK_BYTES]
+    }
+}
+
+/// True when every byte of `file` from `offset` to `file_len` is zero: what a file system
+/// leaves after a crash that extended the file but never wrote the data.
+fn rest_is_zero(file: &File, offset: u64, file_len: u64) -> io::Result<bool> {
+    let mut at = offset;
+    let mut buf = vec![0u8; 1 << 16];
+    while at < file_len {
+        let got = file.read_at(&mut buf, at)?;
+        if got == 0 {
+            break;
+        }
+        if buf[..got].iter().any(|b| *b != 0) {
+            return Ok(false);
+        }
+        at += got as u64;
+    }
+    Ok(true)
 }
 
 /// Reads as many bytes as are there, up to `buf.len()`.
@@ -472,5 +685,167 @@ mod tests {
     #[test]
     fn zero_header_never_checks_out() {
         assert!(parse_header(&[0u8; RECORD_HEADER_LEN]).is_err());
+    }
+
+    /// A segment of records of many sizes, some larger than a read, so that records straddle
+    /// block boundaries in every way. Returns the bytes and where each record starts.
+    fn big_segment() -> (Vec<u8>, Vec<usize>) {
+        let mut out = segment_header(0).to_vec();
+        let mut starts = Vec::new();
+        let mut seed = 7u64;
+        let mut i = 0usize;
+        while out.len() < 5 * SCAN_READ_BYTES {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let len = match i {
+                40 => SCAN_READ_BYTES + 3_000,
+                90 => 3 * SCAN_READ_BYTES / 2,
+                _ => (seed >> 33) as usize % 9_000,
+            };
+            let payload: Vec<u8> = (0..len).map(|j| (j as u64 ^ seed) as u8).collect();
+            starts.push(out.len());
+            encode_frame(&mut out, &payload);
+            i += 1;
+        }
+        (out, starts)
+    }
+
+    /// What the old scanner reports, one line per frame, up to the first that is not a record.
+    fn scan_old(path: &std::path::Path) -> Vec<String> {
+        let (mut scanner, first) = SegmentScanner::open(path).unwrap();
+        let mut out = vec![format!("first {first:?}")];
+        if first.is_err() {
+            return out;
+        }
+        scanner.defer_payload_checksum();
+        loop {
+            let offset = scanner.offset();
+            match scanner.next_frame() {
+                Ok(Frame::Record {
+                    payload,
+                    framed_len,
+                    payload_crc,
+                }) => out.push(format!(
+                    "record at {offset}: {framed_len} bytes, crc {payload_crc}, content {}",
+                    crc32c::crc32c(&payload)
+                )),
+                Ok(Frame::End) => break out.push(format!("end at {offset}")),
+                Ok(Frame::TornTail { reason }) => {
+                    break out.push(format!("torn at {offset}: {reason}"))
+                }
+                Ok(Frame::Damaged { reason }) => {
+                    break out.push(format!("damaged at {offset}: {reason}"))
+                }
+                Err(e) => break out.push(format!("error at {offset}: {e}")),
+            }
+        }
+        out
+    }
+
+    /// What the block scanner reports, in the same form. Buffers are recycled as in a scan.
+    fn scan_blocks(path: &std::path::Path) -> Vec<String> {
+        let file = std::sync::Arc::new(File::open(path).unwrap());
+        let len = file.metadata().unwrap().len();
+        let (mut scanner, first) = BlockScanner::open(file, len, Vec::new()).unwrap();
+        let mut out = vec![format!("first {first:?}")];
+        if first.is_err() {
+            return out;
+        }
+        let mut spare = Vec::new();
+        loop {
+            let offset = scanner.offset();
+            match scanner.next_frame() {
+                Ok(BlockFrame::Record {
+                    start,
+                    len,
+                    payload_crc,
+                }) => {
+                    let payload = &scanner.block()[start..start + len as usize];
+                    assert_eq!(
+                        scanner.block_offset() + (start - RECORD_HEADER_LEN) as u64,
+                        offset
+                    );
+                    out.push(format!(
+                        "record at {offset}: {} bytes, crc {payload_crc}, content {}",
+                        RECORD_HEADER_LEN as u64 + u64::from(len),
+                        crc32c::crc32c(payload)
+                    ));
+                }
+                Ok(BlockFrame::BlockEnd) => {
+                    let end = scanner.block_offset() + scanner.block().len() as u64;
+                    out.push(format!("block end at {end}"));
+                    let buffer = std::mem::take(&mut spare);
+                    spare = scanner.next_block(buffer).unwrap();
+                    assert_eq!(scanner.offset(), offset, "a new block starts at the frame");
+                }
+                Ok(BlockFrame::End) => break out.push(format!("end at {offset}")),
+                Ok(BlockFrame::TornTail { reason }) => {
+                    break out.push(format!("torn at {offset}: {reason}"))
+                }
+                Ok(BlockFrame::Damaged { reason }) => {
+                    break out.push(format!("damaged at {offset}: {reason}"))
+                }
+                Err(e) => break out.push(format!("error at {offset}: {e}")),
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn block_scanner_reads_as_the_record_scanner_does() {
+        let (full, starts) = big_segment();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("seg");
+        let check = |bytes: &[u8], what: &str| {
+            std::fs::write(&path, bytes).unwrap();
+            let old = scan_old(&path);
+            let mut new = scan_blocks(&path);
+            new.retain(|line| !line.starts_with("block end"));
+            assert_eq!(old, new, "{what}");
+        };
+        check(&full, "whole segment");
+        let mut whole = scan_old(&path);
+        assert_eq!(whole.pop().unwrap(), format!("end at {}", full.len()));
+        assert_eq!(whole.len(), starts.len() + 1);
+        // Where the blocks end when the whole segment is read: every case near those.
+        let block_ends: Vec<usize> = scan_blocks(&path)
+            .iter()
+            .filter_map(|line| line.strip_prefix("block end at "))
+            .map(|end| end.parse().unwrap())
+            .collect();
+        assert!(block_ends.len() >= 3, "{block_ends:?}");
+        let near_block_end = |at: usize| {
+            block_ends
+                .iter()
+                .any(|end| at + 20_000 > *end && at < end + 20_000)
+        };
+        // Points around the ends of blocks and around some other record boundaries.
+        let chosen = starts
+            .iter()
+            .enumerate()
+            .filter(|(i, at)| i % 50 == 0 || near_block_end(**at))
+            .map(|(_, at)| *at);
+        let mut points: Vec<usize> = vec![0, 5, 15, 16, 17];
+        for at in chosen.chain(block_ends.iter().copied()) {
+            for delta in [-13i64, -12, -11, -1, 0, 1, 11, 12, 13] {
+                if let Ok(p) = usize::try_from(at as i64 + delta) {
+                    if p < full.len() {
+                        points.push(p);
+                    }
+                }
+            }
+        }
+        points.sort_unstable();
+        points.dedup();
+        for &p in &points {
+            check(&full[..p], &format!("cut at {p}"));
+            let mut flipped = full.clone();
+            flipped[p] ^= 0x10;
+            check(&flipped, &format!("flip at {p}"));
+            let mut zeroed = full[..p].to_vec();
+            zeroed.resize(full.len(), 0);
+            check(&zeroed, &format!("zeros from {p}"));
+        }
     }
 }
