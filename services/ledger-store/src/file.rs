@@ -1046,20 +1046,8 @@ fn recover_log(log_dir: &Path) -> Result<(State, ActiveSegment, OpenReport), Sto
         report.torn_reason = Some(cut.reason);
     }
     if state.segments.is_empty() {
-        let first = state.head();
-        let path = log_dir.join(segment_name(first));
-        let file = OpenOptions::new()
-            .create_new(true)
-            .read(true)
-            .write(true)
-            .open(&path)?;
-        file.write_all_at(&segment_header(first), 0)?;
-        file.sync_all()?;
-        File::open(log_dir)?.sync_all()?;
-        state.segments.push(Segment {
-            path: path.clone(),
-            read: Arc::new(File::open(&path)?),
-        });
+        let (_, segment) = create_segment(log_dir, state.head())?;
+        state.segments.push(segment);
     }
     let last = state
         .segments
@@ -1441,19 +1429,10 @@ impl Writer {
 
     fn roll_segment(&mut self, inner: &Inner) -> std::io::Result<()> {
         let first = inner.state.read().head();
-        let path = inner.dir.join(LOG_DIR).join(segment_name(first));
-        let file = OpenOptions::new()
-            .create_new(true)
-            .read(true)
-            .write(true)
-            .open(&path)?;
-        file.write_all_at(&segment_header(first), 0)?;
-        file.sync_all()?;
-        File::open(inner.dir.join(LOG_DIR))?.sync_all()?;
-        let read = Arc::new(File::open(&path)?);
+        let (file, segment) = create_segment(&inner.dir.join(LOG_DIR), first)?;
         let index = {
             let mut state = inner.state.write();
-            state.segments.push(Segment { path, read });
+            state.segments.push(segment);
             (state.segments.len() - 1) as u32
         };
         self.active = ActiveSegment {
@@ -1463,6 +1442,23 @@ impl Writer {
         };
         Ok(())
     }
+}
+
+/// Creates and syncs a new, empty segment whose first record will have `first_position`,
+/// returning its write handle and its index entry.
+fn create_segment(log_dir: &Path, first_position: u64) -> std::io::Result<(File, Segment)> {
+    let path = log_dir.join(segment_name(first_position));
+    let file = OpenOptions::new()
+        .create_new(true)
+        .read(true)
+        .write(true)
+        .open(&path)?;
+    file.write_all_at(&segment_header(first_position), 0)?;
+    file.sync_all()?;
+    // The new name must survive a crash too.
+    File::open(log_dir)?.sync_all()?;
+    let read = Arc::new(File::open(&path)?);
+    Ok((file, Segment { path, read }))
 }
 
 fn approx_bytes(appends: &[StreamAppend]) -> usize {
