@@ -9,6 +9,8 @@ const CORE_CRATES: &[&str] = &[
     "transit-rules",
     "ledger-merkle",
     "transit-xml",
+    "transit-views",
+    "fraud-signals",
 ];
 /// Crates that mean IO (runtimes, network, storage, edges of this workspace).
 const IO_CRATES: &[&str] = &[

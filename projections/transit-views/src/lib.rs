@@ -1,0 +1,1 @@
+//! transit-views (in progress).
