@@ -178,7 +178,8 @@ async fn session(
 fn may_notify(event_type: &str) -> bool {
     matches!(
         event_type,
-        "AnticipatedRecordsDispatched"
+        "TransitDeclared"
+            | "AnticipatedRecordsDispatched"
             | "DestinationChanged"
             | "BorderCrossed"
             | "ArrivalRecorded"
@@ -203,15 +204,45 @@ async fn notifications(
         MovementEvent::decode(&event.event_type, event.schema_version, &event.data)
             .map_err(|e| decode_error(e.to_string()))?;
     let movement = movement_at(store, &event.stream, event.version).await?;
+    let mut out = Vec::new();
+    if matches!(decoded, MovementEvent::TransitDeclared { .. }) && event.version > 0 {
+        // Crossings and arrivals reported before the declaration reached the ledger could not
+        // be routed then (no office of departure was known): route them now, under the ids
+        // of their own events.
+        let earlier = store
+            .read_stream(
+                &event.stream,
+                0,
+                (event.version as usize).min(READ_EVENTS_MAX),
+            )
+            .await?;
+        for e in &earlier {
+            let (meta, fact) = MovementEvent::decode(&e.event_type, e.schema_version, &e.data)
+                .map_err(|err| decode_error(err.to_string()))?;
+            out.extend(messages_for(config, e, &meta, &fact, &movement).map_err(&decode_error)?);
+        }
+        return Ok(out);
+    }
+    out.extend(messages_for(config, event, &meta, &decoded, &movement).map_err(&decode_error)?);
+    Ok(out)
+}
+
+/// The outbound messages for one recorded fact, given the movement as it stands.
+fn messages_for(
+    config: &BrokerConfig,
+    event: &RecordedEvent,
+    meta: &EventMeta,
+    decoded: &MovementEvent,
+    movement: &MovementState,
+) -> Result<Vec<OutgoingText>, String> {
     let event_key = event.event_id.0.simple().to_string();
     let mrn = movement
         .declaration()
         .map(|d| d.mrn.to_string())
         .unwrap_or_default();
     let mut out = Vec::new();
-    for note in plan(&event_key, &decoded, &movement) {
-        let Some(message) = outbound(&note, &decoded, &meta, &movement).map_err(&decode_error)?
-        else {
+    for note in plan(&event_key, decoded, movement) {
+        let Some(message) = outbound(&note, decoded, meta, movement)? else {
             continue;
         };
         out.push(OutgoingText {

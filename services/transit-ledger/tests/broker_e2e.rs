@@ -373,3 +373,27 @@ async fn a_java_jms_client_declares_and_another_receives_the_notification() {
     assert!(received.body.contains("Lomé") || received.body.contains(j.mrn.as_str()));
     node.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crossing_reported_before_the_declaration_reaches_departure_once_it_is_known() {
+    let node = Node::start().await;
+    let j = fixtures::journey(base(), 26);
+    // Burkina Faso's border post records the entry before Togo's declaration reaches the ledger.
+    node.send(&j.crossings[1]).await;
+    node.wait_for(movement_stream(&j.mrn), 1).await;
+    for m in [&j.guarantee_registration, &j.declaration] {
+        node.send(m).await;
+    }
+    let back = node.office(fixtures::LOME_PORT, 1).await;
+    assert_eq!(kinds(&back), ["CrossingNotification"]);
+    let notice = transit_xml::decode_outbound(&back[0].body).unwrap();
+    let transit_xml::OutboundMessage::CrossingNotification(notice) = notice else {
+        panic!("not a crossing notification");
+    };
+    assert_eq!(notice.office_of_transit.as_str(), fixtures::CINKASSE_BF);
+    assert!(
+        !notice.declared_office,
+        "recorded before the declaration: not known as declared"
+    );
+    node.stop().await;
+}
