@@ -245,9 +245,16 @@ pub async fn serve_with(
     let public_key_hex = hex::encode(store.public_key().as_bytes());
     let checkpoint = crate::dispatch::Checkpoint::new(store.dir().join("fanout.checkpoint"));
     let dyn_store: Arc<dyn EventStore> = store;
-    let ledger = Arc::new(Ledger::new(dyn_store.clone(), clock));
+    let ledger = Arc::new(Ledger::new(dyn_store.clone(), clock.clone()));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut background = Vec::new();
+    // The projections follow the log for the GraphQL API; they are in memory for now, so
+    // they replay from position 0 at every start.
+    let projections = crate::projection::Projections::new(clock);
+    background.push(tokio::spawn(
+        projections.clone().run(dyn_store.clone(), stop_rx.clone()),
+    ));
+    let graphql = crate::graphql::schema(projections, dyn_store.clone());
     if let Some(broker) = broker {
         background.push(tokio::spawn(crate::gateway::run(
             ledger.clone(),
@@ -261,6 +268,7 @@ pub async fn serve_with(
     let router = app(AppState {
         ledger,
         public_key_hex,
+        graphql,
     });
     let served = axum::serve(listener, router)
         .with_graceful_shutdown(shutdown)

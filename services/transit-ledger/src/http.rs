@@ -34,6 +34,8 @@ pub struct AppState {
     pub ledger: Arc<Ledger>,
     /// The ledger's public key, hex, to check checkpoints.
     pub public_key_hex: String,
+    /// The GraphQL schema over the projections.
+    pub graphql: crate::graphql::LedgerSchema,
 }
 
 impl AppState {
@@ -44,7 +46,10 @@ impl AppState {
 
 /// Builds the router.
 pub fn app(state: AppState) -> Router {
+    let subscriptions = async_graphql_axum::GraphQLSubscription::new(state.graphql.clone());
     Router::new()
+        .route("/graphql", get(graphiql).post(graphql_query))
+        .route_service("/graphql/ws", subscriptions)
         .route("/v1/messages", post(submit_message))
         .route("/v1/movements/{mrn}/events", get(movement_events))
         .route("/v1/guarantees/{grn}/events", get(guarantee_events))
@@ -342,6 +347,22 @@ async fn consistency_proof(
     Ok(Json(
         serde_json::to_value(proof).map_err(|e| ApiError::BadRequest(e.to_string()))?,
     ))
+}
+
+async fn graphql_query(
+    State(state): State<AppState>,
+    request: async_graphql_axum::GraphQLRequest,
+) -> async_graphql_axum::GraphQLResponse {
+    state.graphql.execute(request.into_inner()).await.into()
+}
+
+async fn graphiql() -> impl IntoResponse {
+    axum::response::Html(
+        async_graphql::http::GraphiQLSource::build()
+            .endpoint("/graphql")
+            .subscription_endpoint("/graphql/ws")
+            .finish(),
+    )
 }
 
 async fn healthz() -> impl IntoResponse {

@@ -8,6 +8,8 @@ pub mod broker;
 pub mod cli;
 pub mod dispatch;
 pub mod gateway;
+pub mod graphql;
 pub mod http;
 pub mod ledger;
+pub mod projection;
 pub mod telemetry;
