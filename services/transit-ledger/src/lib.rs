@@ -1,5 +1,5 @@
 //! The regional transit ledger service: the command handler ([`ledger`]), the HTTP API
-//! ([`http`]), the ActiveMQ interconnection ([`broker`], [`gateway`] in, [`dispatch`] out),
+//! ([`http`]), projections and GraphQL ([`projection`], [`graphql`]), the ActiveMQ interconnection ([`broker`], [`gateway`] in, [`dispatch`] out),
 //! the command line ([`cli`]), benchmarks ([`bench`]) and telemetry.
 //! The binary in `main.rs` only parses flags and calls [`cli::run`].
 
