@@ -1,5 +1,6 @@
 //! Architecture invariants, read from `cargo metadata`: the core crates (contract, rules,
-//! Merkle, XML codec) do no IO, so they must not depend on runtimes, servers, clients or the store.
+//! Merkle, XML codec, signatures, projections) do no IO, so they must not depend on runtimes,
+//! servers, clients or the store.
 #![allow(clippy::unwrap_used)]
 
 use std::collections::{HashMap, HashSet};
@@ -9,6 +10,7 @@ const CORE_CRATES: &[&str] = &[
     "transit-rules",
     "ledger-merkle",
     "transit-xml",
+    "transit-auth",
     "transit-views",
     "fraud-signals",
 ];
