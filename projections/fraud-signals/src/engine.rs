@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use transit_contract::events::{EventMeta, MovementEvent};
 use transit_contract::ids::{Mrn, OfficeCode, SealId, Timestamp};
@@ -13,7 +13,7 @@ use transit_rules::MovementState;
 use crate::config::FraudConfig;
 use crate::signal::{RuleId, Severity, Signal, SignalChange, SignalFilter, SignalId, SignalStatus};
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct CrossingFact {
     position: u64,
@@ -23,7 +23,7 @@ struct CrossingFact {
     seals_observed: Vec<SealId>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct IncidentFact {
     position: u64,
@@ -33,7 +33,7 @@ struct IncidentFact {
     new_seals: Vec<SealId>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct DestinationFact {
     position: u64,
@@ -42,7 +42,7 @@ struct DestinationFact {
     after_release: bool,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct ArrivalFact {
     position: u64,
@@ -50,7 +50,7 @@ struct ArrivalFact {
     arrived_at: Timestamp,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct ControlFact {
     position: u64,
@@ -63,7 +63,7 @@ struct ControlFact {
 }
 
 /// What the rules need beyond [`MovementState`], which keeps neither seals nor positions.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Facts {
     /// The declaration and every amendment.
@@ -79,7 +79,7 @@ struct Facts {
 
 /// The keys under which a movement is currently filed in the engine's cross-movement indexes,
 /// kept so that a change can unfile exactly what was filed.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Filed {
     plate: Option<String>,
@@ -89,7 +89,7 @@ struct Filed {
     deadline_ms: Option<i64>,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct Tracked {
     state: MovementState,
     facts: Facts,
@@ -97,6 +97,7 @@ struct Tracked {
 }
 
 /// A finding before it is stored as a [`Signal`].
+#[derive(Serialize, Deserialize)]
 struct Candidate {
     rule: RuleId,
     severity: Severity,
@@ -108,7 +109,10 @@ type Candidates = BTreeMap<SignalId, Candidate>;
 
 /// The fraud-signal engine: pure and deterministic; time comes only from events and from
 /// [`SignalEngine::tick`].
-#[derive(Debug, Clone, Default)]
+///
+/// The whole engine, thresholds included, serialises, so the runner can snapshot it and
+/// restore it instead of replaying the log.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct SignalEngine {
     config: FraudConfig,
     movements: BTreeMap<Mrn, Tracked>,
@@ -120,7 +124,10 @@ pub struct SignalEngine {
     /// Incidents per party (`holder:<id>` / `carrier:<id>`), by (occurred_at, position).
     incidents_by_party: BTreeMap<String, BTreeMap<(Timestamp, u64), Mrn>>,
     /// Released movements without arrival, by deadline (time limit + grace) in ms.
-    deadlines: BTreeSet<(i64, Mrn)>,
+    deadlines: BTreeMap<i64, BTreeSet<Mrn>>,
+    /// Movements with at least one open signal (derived from `signals`, kept in step by
+    /// `evaluate`), so that "has an open signal" is a lookup, not a scan.
+    open_movements: BTreeSet<Mrn>,
     last_position: Option<u64>,
     now: Option<Timestamp>,
 }
@@ -237,17 +244,22 @@ impl SignalEngine {
             return Vec::new();
         }
         self.now = Some(now);
-        let lower = prev.map(ms);
-        let due: Vec<Mrn> = self
+        let lower = match prev {
+            Some(p) => std::ops::Bound::Excluded(ms(p)),
+            None => std::ops::Bound::Unbounded,
+        };
+        // A range over the deadline index, not a scan: ticks run before every event.
+        let due: Vec<(i64, Mrn)> = self
             .deadlines
-            .iter()
-            .skip_while(|(d, _)| lower.is_some_and(|l| *d <= l))
-            .take_while(|(d, _)| *d <= ms(now))
-            .map(|(_, m)| m.clone())
+            .range((lower, std::ops::Bound::Included(ms(now))))
+            .flat_map(|(d, ms)| ms.iter().map(|m| (*d, m.clone())))
             .collect();
         let mut changes = Vec::new();
-        for m in &due {
-            changes.extend(self.evaluate(m, now));
+        for (deadline, m) in &due {
+            // Judged as of the deadline itself, not of whenever the tick ran, so the live
+            // engine and a rebuild record the same time.
+            let at = Timestamp::from_unix_millis(*deadline).unwrap_or(now);
+            changes.extend(self.evaluate(m, at));
         }
         changes
     }
@@ -258,6 +270,11 @@ impl SignalEngine {
             .get(mrn)
             .map(|s| s.values().collect())
             .unwrap_or_default()
+    }
+
+    /// The movements with at least one open signal, in MRN order.
+    pub fn movements_with_open_signals(&self) -> &BTreeSet<Mrn> {
+        &self.open_movements
     }
 
     /// Every signal matching `filter`, by MRN then id.
@@ -286,8 +303,9 @@ impl SignalEngine {
         u8::try_from(sum.min(100)).unwrap_or(100)
     }
 
-    /// SHA-256 of a canonical serialisation of the engine's state (facts, signals, clock and
-    /// last position), so a rebuild can be compared with the live engine.
+    /// SHA-256 of a canonical serialisation of the engine's state (facts, signals and last
+    /// position), so a rebuild can be compared with the live engine. The clock is left out:
+    /// signals record the deadline or event time they were judged at, never the tick's.
     pub fn state_hash(&self) -> [u8; 32] {
         #[derive(Serialize)]
         struct MovementView<'a> {
@@ -298,13 +316,11 @@ impl SignalEngine {
         #[derive(Serialize)]
         struct View<'a> {
             last_position: Option<u64>,
-            now: Option<Timestamp>,
             movements: BTreeMap<&'a Mrn, MovementView<'a>>,
             signals: &'a BTreeMap<Mrn, BTreeMap<SignalId, Signal>>,
         }
         let view = View {
             last_position: self.last_position,
-            now: self.now,
             movements: self
                 .movements
                 .iter()
@@ -366,7 +382,12 @@ impl SignalEngine {
             }
         }
         if let Some(d) = old.deadline_ms {
-            self.deadlines.remove(&(d, mrn.clone()));
+            if let Some(set) = self.deadlines.get_mut(&d) {
+                set.remove(mrn);
+                if set.is_empty() {
+                    self.deadlines.remove(&d);
+                }
+            }
         }
         if let Some(p) = &new.plate {
             let set = self.by_plate.entry(p.clone()).or_default();
@@ -391,7 +412,7 @@ impl SignalEngine {
             }
         }
         if let Some(d) = new.deadline_ms {
-            self.deadlines.insert((d, mrn.clone()));
+            self.deadlines.entry(d).or_default().insert(mrn.clone());
         }
         if let Some(t) = self.movements.get_mut(mrn) {
             t.filed = new;
@@ -457,6 +478,13 @@ impl SignalEngine {
             };
             stored.insert(id, signal.clone());
             changes.push(SignalChange::Raised(signal));
+        }
+        if stored.values().any(Signal::is_open) {
+            if !self.open_movements.contains(mrn) {
+                self.open_movements.insert(mrn.clone());
+            }
+        } else {
+            self.open_movements.remove(mrn);
         }
         if stored.is_empty() {
             self.signals.remove(mrn);
@@ -716,8 +744,8 @@ impl Cx<'_> {
                 rule: RuleId::Overdue,
                 severity: Severity::High,
                 explanation: format!(
-                    "no arrival recorded by {now}: time limit {} plus grace of {} s \
-                     (threshold) has passed",
+                    "no arrival recorded: time limit {} plus grace of {} s (threshold) has \
+                     passed",
                     self.decl.time_limit, self.config.overdue_grace_seconds
                 ),
                 evidence: self

@@ -97,8 +97,8 @@ pub struct SegmentStats {
     pub duration: DurationStats,
 }
 
-/// The corridor analytics view.
-#[derive(Debug, Clone, Default)]
+/// The corridor analytics view (serialisable, for snapshots).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct CorridorsView {
     movements: BTreeMap<Mrn, MovementState>,
     last_position: Option<u64>,

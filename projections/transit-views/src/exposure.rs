@@ -153,8 +153,8 @@ fn finish(groups: BTreeMap<(String, Currency), RollupAcc>) -> Vec<Rollup> {
         .collect()
 }
 
-/// The guarantee exposure view.
-#[derive(Debug, Clone, Default)]
+/// The guarantee exposure view (serialisable, for snapshots).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ExposureView {
     guarantees: BTreeMap<GuaranteeReference, GuaranteeEntry>,
     /// The corridor of each declared movement (current destination), for rollups.

@@ -24,6 +24,8 @@ use transit_contract::ids::{CountryCode, GuaranteeReference, IdError, Mrn, Offic
 pub mod corridors;
 pub mod exposure;
 pub mod movements;
+#[cfg(test)]
+mod snapshot_tests;
 
 pub use corridors::CorridorsView;
 pub use exposure::ExposureView;

@@ -7,8 +7,7 @@
 //! about what a movement is; the record adds what the rules do not keep (times, seals at each
 //! checkpoint, incidents, history).
 
-use std::collections::BTreeMap;
-use std::ops::Bound;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::{Deserialize, Serialize};
 use transit_contract::events::MovementEvent;
@@ -21,8 +20,20 @@ use transit_rules::{MovementState, MovementStatus};
 
 use crate::{canonical_hash, Corridor, CountryPair, LedgerEvent, ParseError};
 
+mod index;
+#[cfg(test)]
+mod tests;
+
+use index::{Indexes, Intersection, Keys, Source, Window};
+
 /// The largest page [`MovementsView::list`] returns; a larger `first` is refused.
 pub const MOVEMENTS_PAGE_MAX: usize = 100;
+
+/// The most movements of a declaration window that [`MovementsView::list`] reads and sorts
+/// into a candidate list; a larger window only bounds the walk (reading it all would cost
+/// more than walking the listing order between its first and last movement). Tests use a
+/// small value, so that the generated logs go through both ways.
+const DECLARED_WINDOW_SORTED_MAX: usize = if cfg!(test) { 64 } else { 16_384 };
 
 /// Where a movement stands (mirrors [`MovementStatus`], in a serialisable form).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -473,6 +484,9 @@ pub struct MovementFilter {
     pub vehicle: Option<VehicleId>,
     pub hs: Option<HsPrefix>,
     pub has_anomalies: Option<bool>,
+    /// Only these movements (e.g. those with an open fraud signal, which another projection
+    /// knows).
+    pub mrns: Option<BTreeSet<Mrn>>,
 }
 
 impl MovementFilter {
@@ -485,6 +499,9 @@ impl MovementFilter {
             || !opt_eq(&self.vehicle, r.vehicle.as_ref().map(|v| &v.identity))
             || !opt_eq(&self.has_anomalies, Some(&r.has_anomalies()))
         {
+            return false;
+        }
+        if self.mrns.as_ref().is_some_and(|m| !m.contains(&r.mrn)) {
             return false;
         }
         if let Some(office) = &self.office {
@@ -542,19 +559,78 @@ pub struct MovementPage<'a> {
     pub has_next_page: bool,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct Entry {
     state: MovementState,
     record: MovementRecord,
 }
 
+/// Where the answer to a filter can be: in every source (none: anywhere listed), between the
+/// bounds (inclusive).
+struct Candidates<'a> {
+    /// Smallest first.
+    sources: Vec<Source<'a>>,
+    bounds: (u64, u64),
+}
+
+/// How a movement was filed in the indexes before an event: enough to unfile it.
+struct Filed {
+    position: u64,
+    status: Status,
+    anomalous: bool,
+    /// Whether the event may change the keys or the position ([`Keys::may_change`]); only
+    /// a declaration moves a movement, and it is among those.
+    may_change: bool,
+    /// Computed only when the event may change them, and always in debug builds (to check
+    /// that the others really leave them alone).
+    keys: Option<Keys>,
+}
+
 /// The regional transit database.
-#[derive(Debug, Clone, Default)]
+///
+/// Records are kept by listing position, so a page walks them in order without a lookup, and
+/// found by MRN through a hash map (one probe, where a B-tree of MRN strings costs a dozen
+/// string comparisons, each a cache miss at a million movements).
+///
+/// The whole view serialises, so the runner can snapshot it and restore it instead of
+/// replaying the log; the MRN map is rebuilt on restore.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(from = "StoredView")]
 pub struct MovementsView {
-    movements: BTreeMap<Mrn, Entry>,
-    /// Listing position -> movement: the order of [`Self::list`].
-    order: BTreeMap<u64, Mrn>,
+    /// Listing position -> movement: the order of [`Self::list`]. Boxed: an entry is about a
+    /// kilobyte, and B-tree nodes keep room for eleven values, half of it empty when keys
+    /// arrive in order.
+    movements: BTreeMap<u64, Box<Entry>>,
+    /// MRN -> listing position.
+    #[serde(skip)]
+    positions: HashMap<Mrn, u64>,
+    /// Secondary indexes by listing position, for filtered pages.
+    indexes: Indexes,
     last_position: Option<u64>,
+}
+
+/// A [`MovementsView`] as stored: everything but what is rebuilt on restore.
+#[derive(Deserialize)]
+struct StoredView {
+    movements: BTreeMap<u64, Box<Entry>>,
+    indexes: Indexes,
+    last_position: Option<u64>,
+}
+
+impl From<StoredView> for MovementsView {
+    fn from(stored: StoredView) -> Self {
+        let positions = stored
+            .movements
+            .iter()
+            .map(|(position, e)| (e.record.mrn.clone(), *position))
+            .collect();
+        MovementsView {
+            movements: stored.movements,
+            positions,
+            indexes: stored.indexes,
+            last_position: stored.last_position,
+        }
+    }
 }
 
 impl MovementsView {
@@ -584,13 +660,29 @@ impl MovementsView {
         else {
             return Vec::new();
         };
-        let entry = self.movements.entry(mrn.clone()).or_insert_with(|| Entry {
-            state: MovementState::default(),
-            record: MovementRecord::new(mrn.clone(), position),
-        });
-        if entry.record.history.is_empty() {
-            self.order.insert(position, mrn.clone());
-        }
+        let listed = self.positions.get(mrn).copied();
+        let entry = self
+            .movements
+            .entry(listed.unwrap_or(position))
+            .or_insert_with(|| {
+                Box::new(Entry {
+                    state: MovementState::default(),
+                    record: MovementRecord::new(mrn.clone(), position),
+                })
+            });
+        let filed = if listed.is_none() {
+            self.positions.insert(mrn.clone(), position);
+            None
+        } else {
+            let may_change = Keys::may_change(event, &entry.record);
+            Some(Filed {
+                position: entry.record.listing_position,
+                status: entry.record.status,
+                anomalous: entry.record.has_anomalies(),
+                may_change,
+                keys: (may_change || cfg!(debug_assertions)).then(|| Keys::of(&entry.record)),
+            })
+        };
         entry.state.apply(meta, event);
         entry.record.history.push(HistoryEntry {
             position,
@@ -601,26 +693,38 @@ impl MovementsView {
         });
         entry.record.record_event(position, meta.occurred_at, event);
         entry.record.refresh_from(&entry.state);
-        // The listing follows the declaration once there is one, so a movement first seen
-        // through an early observation moves to where its declaration was recorded.
-        if let Some(declared) = entry.record.declaration_position {
-            if entry.record.listing_position != declared {
-                self.order.remove(&entry.record.listing_position);
-                entry.record.listing_position = declared;
-                self.order.insert(declared, mrn.clone());
-            }
-        }
-        vec![Change {
+        let change = Change {
             mrn: mrn.clone(),
             position,
             event_type: event.event_type(),
             status: entry.record.status,
-        }]
+        };
+        // The listing follows the declaration once there is one, so a movement first seen
+        // through an early observation moves to where its declaration was recorded.
+        let listing = entry.record.listing_position;
+        match entry.record.declaration_position {
+            Some(declared) if declared != listing => {
+                if let Some(mut moved) = self.movements.remove(&listing) {
+                    moved.record.listing_position = declared;
+                    if let Some(p) = self.positions.get_mut(mrn) {
+                        *p = declared;
+                    }
+                    // The declaration's position is this movement's own event: no other
+                    // movement is listed there.
+                    debug_assert!(!self.movements.contains_key(&declared));
+                    let entry = self.movements.entry(declared).or_insert(moved);
+                    refile(&mut self.indexes, filed, &entry.record, event);
+                }
+            }
+            _ => refile(&mut self.indexes, filed, &entry.record, event),
+        }
+        vec![change]
     }
 
     /// One movement.
     pub fn get(&self, mrn: &Mrn) -> Option<&MovementRecord> {
-        self.movements.get(mrn).map(|e| &e.record)
+        let position = self.positions.get(mrn)?;
+        self.movements.get(position).map(|e| &e.record)
     }
 
     /// The number of movements known.
@@ -636,13 +740,30 @@ impl MovementsView {
     /// Movements passing `filter`, in listing order (declaration position), `first` at most
     /// (at most [`MOVEMENTS_PAGE_MAX`]), after the cursor `after` (exclusive).
     ///
-    /// The scan walks the listing order and tests each record, so a very selective filter
-    /// reads many records; secondary indexes are the next step when volumes call for it.
+    /// Candidates come from the secondary indexes: the posting sets of the filters set,
+    /// intersected in listing order, plus the `mrns` restriction and the declaration window
+    /// when they are no larger than the smallest posting set (a larger window only bounds
+    /// the walk). Each candidate is then tested with [`MovementFilter::matches`], so the
+    /// result is exactly that of a scan of the listing order; with no indexed filter the
+    /// listing order itself is walked.
     pub fn list(
         &self,
         filter: &MovementFilter,
         first: usize,
         after: Option<u64>,
+    ) -> Result<MovementPage<'_>, QueryError> {
+        self.list_where(filter, first, after, |_| true)
+    }
+
+    /// [`Self::list`] with one more condition, tested on each candidate that passes `filter`:
+    /// for what the view cannot index, such as "no open fraud signal", which another
+    /// projection knows.
+    pub fn list_where(
+        &self,
+        filter: &MovementFilter,
+        first: usize,
+        after: Option<u64>,
+        mut keep: impl FnMut(&MovementRecord) -> bool,
     ) -> Result<MovementPage<'_>, QueryError> {
         if first > MOVEMENTS_PAGE_MAX {
             return Err(QueryError::PageTooLarge {
@@ -650,12 +771,42 @@ impl MovementsView {
                 max: MOVEMENTS_PAGE_MAX,
             });
         }
-        let start = after.map_or(Bound::Unbounded, Bound::Excluded);
-        let mut matching = self
-            .order
-            .range((start, Bound::Unbounded))
-            .filter_map(|(_, mrn)| self.get(mrn))
-            .filter(|r| filter.matches(r));
+        let empty = MovementPage {
+            items: Vec::new(),
+            end_cursor: None,
+            has_next_page: false,
+        };
+        let Some(Candidates {
+            sources,
+            bounds: (lowest, highest),
+        }) = self.candidates(filter)
+        else {
+            return Ok(empty);
+        };
+        let Some(from) = after.map_or(Some(0), |a| a.checked_add(1)) else {
+            return Ok(empty);
+        };
+        let from = from.max(lowest);
+        if from > highest {
+            return Ok(empty);
+        }
+        let candidates: Box<dyn Iterator<Item = &MovementRecord> + '_> = if sources.is_empty() {
+            Box::new(self.movements.range(from..=highest).map(|(_, e)| &e.record))
+        } else {
+            Box::new(
+                Intersection::new(sources, Some(from))
+                    .take_while(move |p| *p <= highest)
+                    .filter_map(|p| {
+                        let entry = self.movements.get(&p);
+                        debug_assert!(
+                            entry.is_some(),
+                            "invariant: position {p} is indexed and listed"
+                        );
+                        entry.map(|e| &e.record)
+                    }),
+            )
+        };
+        let mut matching = candidates.filter(|r| filter.matches(r) && keep(r));
         let items: Vec<&MovementRecord> = matching.by_ref().take(first).collect();
         let has_next_page = matching.next().is_some();
         Ok(MovementPage {
@@ -665,13 +816,91 @@ impl MovementsView {
         })
     }
 
+    /// Where the answer to `filter` can be: `None` when it is empty whatever the cursor.
+    fn candidates(&self, filter: &MovementFilter) -> Option<Candidates<'_>> {
+        let mut sources: Vec<Source<'_>> = self
+            .indexes
+            .postings(filter)?
+            .into_iter()
+            .map(Source::Set)
+            .collect();
+        // The MRN restriction and the declaration window cost a lookup or a step per member
+        // to turn into sorted positions, so they lead only when no posting set is smaller.
+        let smallest = |sources: &[Source<'_>]| {
+            sources
+                .iter()
+                .map(Source::len)
+                .min()
+                .unwrap_or(self.movements.len())
+        };
+        if let Some(mrns) = &filter.mrns {
+            if mrns.len() <= smallest(&sources) {
+                let mut positions: Vec<u64> = mrns
+                    .iter()
+                    .filter_map(|m| self.positions.get(m).copied())
+                    .collect();
+                positions.sort_unstable();
+                sources.push(Source::Sorted(positions));
+            }
+        }
+        let mut bounds = (0, u64::MAX);
+        if filter.declared_from.is_some() || filter.declared_until.is_some() {
+            let limit = smallest(&sources).min(DECLARED_WINDOW_SORTED_MAX);
+            match self
+                .indexes
+                .declared_between(filter.declared_from, filter.declared_until, limit)
+            {
+                Window::Empty => return None,
+                Window::Positions(positions) => sources.push(Source::Sorted(positions)),
+                Window::Bounds(lowest, highest) => bounds = (lowest, highest),
+            }
+        }
+        sources.sort_by_key(Source::len);
+        Some(Candidates { sources, bounds })
+    }
+
     /// SHA-256 of the canonical serialisation of every record and the last position.
     pub fn state_hash(&self) -> [u8; 32] {
         let records: BTreeMap<&str, &MovementRecord> = self
             .movements
-            .iter()
-            .map(|(mrn, e)| (mrn.as_str(), &e.record))
+            .values()
+            .map(|e| (e.record.mrn.as_str(), &e.record))
             .collect();
         canonical_hash(&(self.last_position, records))
+    }
+}
+
+/// Re-files a movement after an event: `filed` is how it was filed before (`None`: new).
+fn refile(indexes: &mut Indexes, filed: Option<Filed>, r: &MovementRecord, event: &MovementEvent) {
+    let position = r.listing_position;
+    let anomalous = r.has_anomalies();
+    let Some(old) = filed else {
+        indexes.file_status(position, r.status);
+        indexes.set_anomalous(position, anomalous);
+        indexes.file_keys(position, &Keys::of(r));
+        return;
+    };
+    let moved = old.position != position;
+    if let Some(old_keys) = &old.keys {
+        let keys = Keys::of(r);
+        debug_assert!(
+            old.may_change || (keys == *old_keys && !moved),
+            "invariant: {} changed the index keys; list it in Keys::may_change",
+            event.event_type()
+        );
+        if moved {
+            indexes.unfile_keys(old.position, old_keys);
+            indexes.file_keys(position, &keys);
+        } else if keys != *old_keys {
+            indexes.refile_keys(position, old_keys, &keys);
+        }
+    }
+    if moved || old.status != r.status {
+        indexes.unfile_status(old.position, old.status);
+        indexes.file_status(position, r.status);
+    }
+    if moved || old.anomalous != anomalous {
+        indexes.set_anomalous(old.position, false);
+        indexes.set_anomalous(position, anomalous);
     }
 }

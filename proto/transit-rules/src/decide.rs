@@ -38,7 +38,7 @@ pub enum Decision {
     Duplicate,
 }
 
-/// How the edge should treat a rejection (e.g. 409, 422, 404, 400 over HTTP).
+/// How the edge should treat a rejection (e.g. 409, 422, 404, 400, 403 over HTTP).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RejectionKind {
     /// The message contradicts the ledger's current state; it may succeed later or never.
@@ -49,6 +49,8 @@ pub enum RejectionKind {
     NotFound,
     /// The message is malformed on its own.
     Invalid,
+    /// The sender's country may not record this fact (see [`crate::authz`]).
+    Forbidden,
 }
 
 /// Why a message was refused. The code strings are stable: clients match on them.
@@ -78,11 +80,20 @@ pub enum RejectionCode {
     RecoveryExceedsReserved,
     /// A message id already used for a message with different content.
     MessageIdConflict,
+    /// The office where the reported act happened (or the guarantee's country) is not in the
+    /// sender's country.
+    ForbiddenOffice,
+    /// An act of the country of departure, sent by another country.
+    NotDepartureCountry,
+    /// An act of the country of destination, sent by another country.
+    NotDestinationCountry,
+    /// An incident reported by a country the movement is not known to pass through.
+    NotRouteCountry,
 }
 
 impl RejectionCode {
     /// Every code, for documentation and exhaustive tests at the edge.
-    pub const ALL: [RejectionCode; 12] = [
+    pub const ALL: [RejectionCode; 16] = [
         Self::Validation,
         Self::UnknownMovement,
         Self::AlreadyDeclared,
@@ -95,6 +106,10 @@ impl RejectionCode {
         Self::ArrivalRequired,
         Self::RecoveryExceedsReserved,
         Self::MessageIdConflict,
+        Self::ForbiddenOffice,
+        Self::NotDepartureCountry,
+        Self::NotDestinationCountry,
+        Self::NotRouteCountry,
     ];
 
     /// The stable SCREAMING_SNAKE code, e.g. "GUARANTEE_EXCEEDED".
@@ -112,6 +127,10 @@ impl RejectionCode {
             Self::ArrivalRequired => "ARRIVAL_REQUIRED",
             Self::RecoveryExceedsReserved => "RECOVERY_EXCEEDS_RESERVED",
             Self::MessageIdConflict => "MESSAGE_ID_CONFLICT",
+            Self::ForbiddenOffice => "FORBIDDEN_OFFICE",
+            Self::NotDepartureCountry => "NOT_DEPARTURE_COUNTRY",
+            Self::NotDestinationCountry => "NOT_DESTINATION_COUNTRY",
+            Self::NotRouteCountry => "NOT_ROUTE_COUNTRY",
         }
     }
 
@@ -130,6 +149,10 @@ impl RejectionCode {
             | Self::GuaranteeExpired
             | Self::CurrencyMismatch
             | Self::RecoveryExceedsReserved => RejectionKind::Unprocessable,
+            Self::ForbiddenOffice
+            | Self::NotDepartureCountry
+            | Self::NotDestinationCountry
+            | Self::NotRouteCountry => RejectionKind::Forbidden,
         }
     }
 }
@@ -150,7 +173,7 @@ pub struct Rejection {
 }
 
 impl Rejection {
-    fn new(code: RejectionCode, message: impl Into<String>) -> Self {
+    pub(crate) fn new(code: RejectionCode, message: impl Into<String>) -> Self {
         Rejection {
             code,
             message: message.into(),
@@ -199,9 +222,15 @@ pub fn decide(
     msg.validate()
         .map_err(|e| Rejection::new(RejectionCode::Validation, e.to_string()))?;
     let digest = msg.content_digest_hex();
-    if is_duplicate(msg, &digest, movement, guarantee)? {
+    // An exact redelivery is answered as the original was (its sender was authorized then);
+    // anything else must be authorized before any state rule, a reused message id included,
+    // so that a sender with no say on this movement learns nothing about it.
+    let duplicate = is_duplicate(msg, &digest, movement, guarantee);
+    if duplicate == Ok(true) {
         return Ok(Decision::Duplicate);
     }
+    crate::authz::authorize(msg, movement, guarantee)?;
+    duplicate?;
     let meta = EventMeta {
         message_id: msg.message_id.clone(),
         correlation_id: msg.correlation_id.clone(),

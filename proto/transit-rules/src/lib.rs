@@ -20,8 +20,15 @@
 //! - **Validation**: `msg.validate()` must pass (`VALIDATION`).
 //! - **Duplicates**: a message id already recorded in a touched stream with the same content
 //!   digest is a [`Decision::Duplicate`] (append nothing, answer the original outcome); the
-//!   same id with another digest is `MESSAGE_ID_CONFLICT`. Uniqueness of ids across unrelated
-//!   streams is the store's concern.
+//!   same id with another digest is `MESSAGE_ID_CONFLICT` (after authorization). Uniqueness
+//!   of ids across unrelated streams is the store's concern.
+//! - **Authorization** ([`authz`]), for everything but an exact duplicate, before any state
+//!   rule: the sender's country (authenticated by the submission signature) may only record
+//!   what its own offices did, and only the acts that belong to it: departure acts from the
+//!   country of departure (`NOT_DEPARTURE_COUNTRY`), arrival and control results from the
+//!   country of destination (`NOT_DESTINATION_COUNTRY`), a crossing or an arrival at an office
+//!   of the sender's country (`FORBIDDEN_OFFICE`), an incident from a country on the route
+//!   (`NOT_ROUTE_COUNTRY`). The table is in [`authz`].
 //! - **GuaranteeRegistration**: once per GRN (`ALREADY_REGISTERED`) -> `GuaranteeRegistered`.
 //! - **TransitDeclaration**: only while the movement is Unknown, even if out-of-sequence
 //!   observations are already recorded (`ALREADY_DECLARED` otherwise); the guarantee must be
@@ -63,6 +70,7 @@
 //!
 //! Invariant: no IO, no clock, no randomness: the same inputs always give the same decision.
 
+pub mod authz;
 mod decide;
 pub mod fanout;
 mod state;

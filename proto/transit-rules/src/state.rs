@@ -7,12 +7,13 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use serde::{Deserialize, Serialize};
 use transit_contract::events::{EventMeta, GuaranteeEvent, MovementEvent};
 use transit_contract::ids::{GuaranteeReference, MessageId, Money, Mrn, OfficeCode, Timestamp};
 use transit_contract::messages::{EnquiryOutcome, Party, TransitDeclaration};
 
 /// Where a movement stands, derived from the facts recorded so far.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 pub enum MovementStatus {
     /// No declaration recorded (observations may already be).
     #[default]
@@ -53,7 +54,7 @@ impl fmt::Display for MovementStatus {
 }
 
 /// The release of a movement: what was reserved, on which guarantee.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReleaseRecord {
     pub released_at: Timestamp,
     pub amount_reserved: Money,
@@ -61,7 +62,7 @@ pub struct ReleaseRecord {
 }
 
 /// A recorded passage at an office of transit.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CrossingRecord {
     pub office: OfficeCode,
     pub crossed_at: Timestamp,
@@ -69,7 +70,7 @@ pub struct CrossingRecord {
 }
 
 /// A recorded arrival.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ArrivalRecord {
     pub office: OfficeCode,
     pub arrived_at: Timestamp,
@@ -77,7 +78,7 @@ pub struct ArrivalRecord {
 }
 
 /// An enquiry and its latest answer.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EnquiryRecord {
     pub reason: String,
     pub answer: Option<EnquiryOutcome>,
@@ -90,7 +91,7 @@ impl EnquiryRecord {
 }
 
 /// The state of one movement stream (`movement-<MRN>`).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MovementState {
     /// The declaration as amended and re-routed so far.
     declaration: Option<TransitDeclaration>,
@@ -301,7 +302,7 @@ impl MovementState {
 }
 
 /// The registration facts of a guarantee.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GuaranteeRecord {
     pub grn: GuaranteeReference,
     pub guarantor: Party,
@@ -311,7 +312,7 @@ pub struct GuaranteeRecord {
 }
 
 /// The state of one guarantee stream (`guarantee-<GRN>`): its limit and its exposure.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GuaranteeState {
     registration: Option<GuaranteeRecord>,
     /// Exposure currently reserved, per movement. Amounts are in the guarantee's currency.

@@ -1103,3 +1103,585 @@ fn decide_is_deterministic() {
     let b = decide(&j.arrival, &state, None, &ctx);
     assert_eq!(a, b);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Snapshots: the states are plain data and survive a MessagePack round trip.
+
+fn msgpack_round_trip<T: serde::Serialize + serde::de::DeserializeOwned>(value: &T) -> T {
+    let bytes = rmp_serde::to_vec_named(value).unwrap();
+    rmp_serde::from_slice(&bytes).unwrap()
+}
+
+/// For every split of `events`: folds the first part, restores a copy from a snapshot, folds
+/// the rest into both, and checks they stay equal (behaviour survives, not only the data).
+fn check_snapshots_at_every_split<S, E>(
+    events: &[(EventMeta, E)],
+    apply: impl Fn(&mut S, &EventMeta, &E),
+) where
+    S: Default + PartialEq + std::fmt::Debug + serde::Serialize + serde::de::DeserializeOwned,
+{
+    for split in 0..=events.len() {
+        let mut original = S::default();
+        for (meta, e) in &events[..split] {
+            apply(&mut original, meta, e);
+        }
+        let mut restored: S = msgpack_round_trip(&original);
+        assert_eq!(restored, original, "restored at {split}");
+        for (meta, e) in &events[split..] {
+            apply(&mut original, meta, e);
+            apply(&mut restored, meta, e);
+            assert_eq!(restored, original, "diverged after a snapshot at {split}");
+        }
+    }
+}
+
+#[test]
+fn movement_and_guarantee_states_survive_a_snapshot_at_any_point() {
+    // A whole journey; one recovered after an enquiry; one whose enquiry proves arrival.
+    let full = journey(61);
+    let mut w1 = World::default();
+    for m in full.messages() {
+        w1.when(&m).then_appended();
+    }
+    let recovered = journey(62);
+    let mut w2 = under_enquiry(&recovered);
+    w2.when(&enquiry_response(
+        &recovered,
+        "ANS-1",
+        EnquiryOutcome::GoodsNotArrived,
+    ))
+    .then_appended();
+    w2.when(&recovery(&recovered, "REC-1", 1_000_000))
+        .then_appended();
+    let proven = journey(63);
+    let mut w3 = under_enquiry(&proven);
+    w3.when(&enquiry_response(
+        &proven,
+        "ANS-1",
+        EnquiryOutcome::GoodsArrived {
+            arrived_at: at(10 * 24 * 60),
+            office: fixtures::OUAGADOUGOU.parse().unwrap(),
+        },
+    ))
+    .then_appended();
+    w3.when(&proven.discharge).then_appended();
+    assert_eq!(
+        w2.movement(&recovered.mrn).status(),
+        MovementStatus::Recovered
+    );
+    assert_eq!(
+        w3.movement(&proven.mrn).status(),
+        MovementStatus::Discharged
+    );
+
+    for (w, j) in [(&w1, &full), (&w2, &recovered), (&w3, &proven)] {
+        check_snapshots_at_every_split(w.movement_events(&j.mrn), MovementState::apply);
+        check_snapshots_at_every_split(w.guarantee_events(&j.grn), crate::GuaranteeState::apply);
+    }
+    let g = w2.guarantee(&recovered.grn).unwrap();
+    assert_eq!(
+        msgpack_round_trip(&g).consumed_total(),
+        Some(xof(1_000_000))
+    );
+    assert_eq!(
+        msgpack_round_trip(&MovementStatus::UnderEnquiry),
+        MovementStatus::UnderEnquiry
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Authorization: who may record what (crate::authz).
+
+mod authorization {
+    use transit_contract::ids::{CountryCode, GuaranteeReference, Mrn};
+    use transit_contract::messages::{ControlResults, GuaranteeRegistration, Sender};
+
+    use super::*;
+
+    const NIAMEY: &str = "NENIA001";
+    const NE_BORDER: &str = "NEKAN001";
+    const ABIDJAN: &str = "CIABJ001";
+
+    /// `msg` sent by `office` (and its country) instead of its fixture sender, under a new id.
+    fn from(office: &str, id: &str, msg: &InboundMessage) -> InboundMessage {
+        let office: transit_contract::ids::OfficeCode = office.parse().unwrap();
+        InboundMessage {
+            message_id: id.parse().unwrap(),
+            sender: Sender {
+                country: office.country(),
+                office,
+            },
+            ..msg.clone()
+        }
+    }
+
+    /// Asserts a refusal of kind Forbidden with `code`, and that nothing was appended anywhere.
+    fn refused(w: &mut World, j: &Journey, msg: &InboundMessage, code: RejectionCode) -> String {
+        let before = (
+            w.movement_events(&j.mrn).len(),
+            w.guarantee_events(&j.grn).len(),
+        );
+        let r = w.when(msg).then_rejected(code);
+        assert_eq!(r.kind(), RejectionKind::Forbidden);
+        let after = (
+            w.movement_events(&j.mrn).len(),
+            w.guarantee_events(&j.grn).len(),
+        );
+        assert_eq!(before, after, "a refused message appends nothing");
+        r.message
+    }
+
+    fn crossing_at(j: &Journey, id: &str, sender: &str, office: &str) -> InboundMessage {
+        from(sender, id, &crossing(j, id, office, 20 * 60))
+    }
+
+    fn control_results(j: &Journey, id: &str, sender: &str, office: &str) -> InboundMessage {
+        message(
+            id,
+            sender,
+            at(38 * 60),
+            MessageBody::ControlResults(ControlResults {
+                mrn: j.mrn.clone(),
+                office: office.parse().unwrap(),
+                conform: true,
+                seals_intact: true,
+                seals_found: Vec::new(),
+                gross_mass_g_found: None,
+                packages_found: None,
+                remarks: String::new(),
+            }),
+        )
+    }
+
+    fn incident(j: &Journey, id: &str, sender: &str) -> InboundMessage {
+        message(
+            id,
+            sender,
+            at(1000),
+            MessageBody::Incident(Incident {
+                mrn: j.mrn.clone(),
+                code: IncidentCode::SealsBroken,
+                place: Place {
+                    locode: None,
+                    latitude_e7: None,
+                    longitude_e7: None,
+                },
+                occurred_at: at(990),
+                endorsed_by: None,
+                new_seals: Vec::new(),
+                new_transport: None,
+                description: String::new(),
+            }),
+        )
+    }
+
+    /// A movement declared in Burkina Faso (Ouagadougou -> Cinkassé -> Lomé), with a
+    /// Burkinabè guarantee: the journey's shape, mirrored.
+    fn declared_in_burkina_faso(serial: u32) -> Journey {
+        let mut j = journey(serial);
+        j.mrn = Mrn::from_parts(24, "BF".parse().unwrap(), &format!("OUAGA{serial:08}")).unwrap();
+        j.grn = format!("24BFGAR{serial:010}")
+            .parse::<GuaranteeReference>()
+            .unwrap();
+        j.guarantee_registration = from(fixtures::OUAGADOUGOU, "BF-GRN", &j.guarantee_registration);
+        if let MessageBody::GuaranteeRegistration(g) = &mut j.guarantee_registration.body {
+            g.grn = j.grn.clone();
+        }
+        let (mrn, grn) = (j.mrn.clone(), j.grn.clone());
+        j.declaration = declaration_with(&j, "BF-DEC", |d| {
+            d.mrn = mrn;
+            d.guarantee = grn;
+            d.office_of_departure = fixtures::OUAGADOUGOU.parse().unwrap();
+            d.office_of_destination = fixtures::LOME_PORT.parse().unwrap();
+            d.offices_of_transit.reverse();
+        });
+        j.declaration = from(fixtures::OUAGADOUGOU, "BF-DEC", &j.declaration);
+        j.release = from(fixtures::OUAGADOUGOU, "BF-REL", &release(&j, "BF-REL", 120));
+        j
+    }
+
+    #[test]
+    fn the_whole_journey_is_sent_by_the_right_countries() {
+        let j = journey(100);
+        let messages = j.messages();
+        let senders: Vec<&str> = messages.iter().map(|m| m.sender.country.as_str()).collect();
+        assert_eq!(senders, ["TG", "TG", "TG", "TG", "BF", "BF", "BF", "TG"]);
+        let mut w = World::default();
+        for m in j.messages() {
+            w.when(&m).then_appended();
+        }
+        assert_eq!(w.movement(&j.mrn).status(), MovementStatus::Discharged);
+    }
+
+    #[test]
+    fn a_togolese_sender_records_a_crossing_at_a_burkinabe_office_refused_no_events() {
+        let j = journey(101);
+        let mut w = released(&j);
+        let msg = crossing_at(
+            &j,
+            "X-TG-AT-BF",
+            fixtures::CINKASSE_TG,
+            fixtures::CINKASSE_BF,
+        );
+        let why = refused(&mut w, &j, &msg, RejectionCode::ForbiddenOffice);
+        assert!(why.contains("BFCIN001") && why.contains("TG"), "{why}");
+        // Also from Lomé, and also before anything is known of the movement: the office named
+        // in the message is enough to refuse.
+        let msg = crossing_at(&j, "X-LOME", fixtures::LOME_PORT, fixtures::CINKASSE_BF);
+        refused(&mut w, &j, &msg, RejectionCode::ForbiddenOffice);
+        let mut empty = World::default();
+        refused(&mut empty, &j, &msg, RejectionCode::ForbiddenOffice);
+        // Burkina Faso records its own side.
+        w.when(&crossing_at(
+            &j,
+            "X-BF",
+            fixtures::CINKASSE_BF,
+            fixtures::CINKASSE_BF,
+        ))
+        .then_appended();
+    }
+
+    #[test]
+    fn a_crossing_at_an_undeclared_office_of_the_sender_is_recorded() {
+        // A diversion into Niger: Niger records what its own office saw.
+        let j = journey(102);
+        let mut w = released(&j);
+        let (events, _, _) = w
+            .when(&crossing_at(&j, "X-NE", NE_BORDER, NE_BORDER))
+            .then_appended();
+        assert!(matches!(
+            events[0],
+            MovementEvent::BorderCrossed {
+                declared_office: false,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn togo_releases_a_movement_declared_in_burkina_faso_refused() {
+        let b = declared_in_burkina_faso(103);
+        let mut w = given_messages([&b.guarantee_registration, &b.declaration]);
+        let tg_release = from(fixtures::LOME_PORT, "TG-REL", &b.release);
+        let why = refused(&mut w, &b, &tg_release, RejectionCode::NotDepartureCountry);
+        assert!(why.contains("BFOUA001"), "{why}");
+        // Before the declaration is known, the MRN names the country of departure.
+        let mut early = given_messages([&b.guarantee_registration]);
+        let why = refused(
+            &mut early,
+            &b,
+            &tg_release,
+            RejectionCode::NotDepartureCountry,
+        );
+        assert!(why.contains(b.mrn.as_str()), "{why}");
+        // Burkina Faso releases it.
+        w.when(&b.release).then_event_types(
+            &["TransitReleased", "AnticipatedRecordsDispatched"],
+            &["GuaranteeExposureReserved"],
+        );
+    }
+
+    #[test]
+    fn only_the_country_of_departure_declares() {
+        let j = journey(104);
+        let mut w = given_messages([&j.guarantee_registration]);
+        let bf = from(fixtures::OUAGADOUGOU, "BF-DEC", &j.declaration);
+        refused(&mut w, &j, &bf, RejectionCode::NotDepartureCountry);
+        w.when(&j.declaration).then_appended();
+    }
+
+    #[test]
+    fn a_guarantee_is_registered_by_its_own_country() {
+        let j = journey(105);
+        let mut w = World::default();
+        let bf = from(fixtures::OUAGADOUGOU, "BF-GRN", &j.guarantee_registration);
+        let why = refused(&mut w, &j, &bf, RejectionCode::ForbiddenOffice);
+        assert!(why.contains(j.grn.as_str()), "{why}");
+        // Another country's guarantee office is fine if the GRN is its own.
+        let mut own = bf.clone();
+        if let MessageBody::GuaranteeRegistration(GuaranteeRegistration { grn, .. }) = &mut own.body
+        {
+            *grn = "24BFGAR0000000105".parse().unwrap();
+        }
+        w.when(&own).then_appended();
+        w.when(&j.guarantee_registration).then_appended();
+    }
+
+    #[test]
+    fn departure_acts_belong_to_the_country_of_departure() {
+        let j = journey(106);
+        let bf = fixtures::OUAGADOUGOU;
+        // Each act, in a state where the Togolese original would be accepted.
+        let no_release = message(
+            "NRL",
+            fixtures::LOME_PORT,
+            at(100),
+            MessageBody::NoReleaseForTransit(NoReleaseForTransit {
+                mrn: j.mrn.clone(),
+                reason: NoReleaseReason::ControlNotSatisfactory,
+                remarks: String::new(),
+            }),
+        );
+        let changes = DeclarationChanges {
+            time_limit: Some(at(9 * 24 * 60)),
+            ..DeclarationChanges::default()
+        };
+        for original in [
+            no_release,
+            cancellation(&j, "CAN"),
+            amendment(&j, "AMD", changes),
+            j.release.clone(),
+        ] {
+            let mut w = declared(&j);
+            refused(
+                &mut w,
+                &j,
+                &from(bf, "BF", &original),
+                RejectionCode::NotDepartureCountry,
+            );
+            w.when(&original).then_appended();
+        }
+        let mut w = released(&j);
+        let change = destination_change(&j, "DST", "BFBOB001");
+        refused(
+            &mut w,
+            &j,
+            &from(bf, "BF", &change),
+            RejectionCode::NotDepartureCountry,
+        );
+        w.when(&change).then_appended();
+
+        let mut w = arrived(&j);
+        refused(
+            &mut w,
+            &j,
+            &from(bf, "BF", &j.discharge),
+            RejectionCode::NotDepartureCountry,
+        );
+        w.when(&j.discharge).then_appended();
+
+        let mut w = released(&j).at(at(9 * 24 * 60));
+        let enquiry = enquiry_request(&j, "ENQ");
+        refused(
+            &mut w,
+            &j,
+            &from(bf, "BF", &enquiry),
+            RejectionCode::NotDepartureCountry,
+        );
+        w.when(&enquiry).then_appended();
+
+        let mut w = under_enquiry(&j);
+        let recover = recovery(&j, "REC", 1_000);
+        refused(
+            &mut w,
+            &j,
+            &from(bf, "BF", &recover),
+            RejectionCode::NotDepartureCountry,
+        );
+        w.when(&recover).then_appended();
+    }
+
+    #[test]
+    fn arrival_is_recorded_by_the_country_of_destination_at_its_own_office() {
+        let j = journey(107);
+        let mut w = released(&j);
+        // Togo claiming the arrival at Ouagadougou: not its office.
+        let tg_at_bf = from(fixtures::LOME_PORT, "ARR-TG", &j.arrival);
+        refused(&mut w, &j, &tg_at_bf, RejectionCode::ForbiddenOffice);
+        // Togo recording an arrival at its own office: Togo is not the destination.
+        let tg_at_tg = arrival(&j, "ARR-TG2", fixtures::CINKASSE_TG, 30 * 60);
+        let why = refused(&mut w, &j, &tg_at_tg, RejectionCode::NotDestinationCountry);
+        assert!(why.contains("BFOUA001"), "{why}");
+        // Niger, without a change of destination, cannot either.
+        let ne = arrival(&j, "ARR-NE", NIAMEY, 30 * 60);
+        refused(&mut w, &j, &ne, RejectionCode::NotDestinationCountry);
+        // Burkina Faso at another of its offices: recorded (not the declared destination).
+        let (events, _, _) = w
+            .when(&arrival(&j, "ARR-BOB", "BFBOB001", 30 * 60))
+            .then_appended();
+        assert!(matches!(
+            events[0],
+            MovementEvent::ArrivalRecorded {
+                declared_destination: false,
+                ..
+            }
+        ));
+        w.when(&j.arrival).then_appended();
+    }
+
+    #[test]
+    fn after_a_change_of_destination_the_new_country_records_the_arrival() {
+        let j = journey(108);
+        let mut w = released(&j);
+        w.when(&destination_change(&j, "DST", NIAMEY))
+            .then_appended();
+        refused(&mut w, &j, &j.arrival, RejectionCode::NotDestinationCountry);
+        w.when(&arrival(&j, "ARR-NE", NIAMEY, 40 * 60))
+            .then_in_sequence();
+        w.when(&control_results(&j, "CTL-NE", NIAMEY, NIAMEY))
+            .then_in_sequence();
+    }
+
+    #[test]
+    fn before_the_declaration_only_the_office_rule_applies_to_an_arrival() {
+        let j = journey(109);
+        let mut w = World::default();
+        refused(
+            &mut w,
+            &j,
+            &from(fixtures::LOME_PORT, "ARR-TG", &j.arrival),
+            RejectionCode::ForbiddenOffice,
+        );
+        // The destination is not known yet: Niger's arrival at its own office is recorded,
+        // flagged out of sequence, and the declaration is still accepted afterwards.
+        w.when(&arrival(&j, "ARR-NE", NIAMEY, 30 * 60))
+            .then_anomaly("no declaration recorded yet");
+        w.when(&j.guarantee_registration).then_appended();
+        w.when(&j.declaration).then_appended();
+    }
+
+    #[test]
+    fn control_results_by_the_country_of_destination_at_its_own_office() {
+        let j = journey(110);
+        let mut w = arrived(&j);
+        let tg_at_bf = control_results(&j, "CTL-TG", fixtures::LOME_PORT, fixtures::OUAGADOUGOU);
+        refused(&mut w, &j, &tg_at_bf, RejectionCode::ForbiddenOffice);
+        let tg_at_tg = control_results(&j, "CTL-TG2", fixtures::LOME_PORT, fixtures::LOME_PORT);
+        refused(&mut w, &j, &tg_at_tg, RejectionCode::NotDestinationCountry);
+        w.when(&j.control_results).then_in_sequence();
+    }
+
+    #[test]
+    fn incidents_come_from_a_country_on_the_route() {
+        let j = journey(111);
+        let mut w = released(&j);
+        let why = refused(
+            &mut w,
+            &j,
+            &incident(&j, "INC-CI", ABIDJAN),
+            RejectionCode::NotRouteCountry,
+        );
+        assert!(why.contains("BF, TG") && why.contains("CI"), "{why}");
+        w.when(&incident(&j, "INC-TG", fixtures::CINKASSE_TG))
+            .then_in_sequence();
+        w.when(&incident(&j, "INC-BF", fixtures::OUAGADOUGOU))
+            .then_in_sequence();
+        // Niger is off the route until one of its offices records the truck passing.
+        refused(
+            &mut w,
+            &j,
+            &incident(&j, "INC-NE", NE_BORDER),
+            RejectionCode::NotRouteCountry,
+        );
+        w.when(&crossing_at(&j, "X-NE", NE_BORDER, NE_BORDER))
+            .then_appended();
+        w.when(&incident(&j, "INC-NE", NE_BORDER)).then_appended();
+        // Before the declaration the route is unknown: recorded, flagged.
+        World::default()
+            .when(&incident(&j, "INC-EARLY", ABIDJAN))
+            .then_anomaly("no declaration recorded yet");
+    }
+
+    #[test]
+    fn enquiry_answers() {
+        let j = journey(112);
+        let arrived_at = |office: &str| EnquiryOutcome::GoodsArrived {
+            arrived_at: at(36 * 60),
+            office: office.parse().unwrap(),
+        };
+        let mut w = under_enquiry(&j);
+        // Togo "finding" an arrival at Ouagadougou: only Burkina Faso can attest it.
+        let tg = from(
+            fixtures::LOME_PORT,
+            "ENR-TG",
+            &enquiry_response(&j, "x", arrived_at(fixtures::OUAGADOUGOU)),
+        );
+        refused(&mut w, &j, &tg, RejectionCode::ForbiddenOffice);
+        let tg_own = from(
+            fixtures::LOME_PORT,
+            "ENR-TG2",
+            &enquiry_response(&j, "x", arrived_at(fixtures::CINKASSE_TG)),
+        );
+        refused(&mut w, &j, &tg_own, RejectionCode::NotDestinationCountry);
+        // Niger may not answer at all.
+        let ne = from(
+            NIAMEY,
+            "ENR-NE",
+            &enquiry_response(&j, "x", EnquiryOutcome::GoodsNotArrived),
+        );
+        refused(&mut w, &j, &ne, RejectionCode::NotDestinationCountry);
+        // Departure records the holder's answer, destination its own; destination proves
+        // the arrival at its office.
+        let tg_not = from(
+            fixtures::LOME_PORT,
+            "ENR-TG3",
+            &enquiry_response(&j, "x", EnquiryOutcome::Unknown),
+        );
+        w.when(&tg_not).then_appended();
+        w.when(&enquiry_response(
+            &j,
+            "ENR-BF",
+            EnquiryOutcome::GoodsNotArrived,
+        ))
+        .then_appended();
+        w.when(&enquiry_response(
+            &j,
+            "ENR-BF2",
+            arrived_at(fixtures::OUAGADOUGOU),
+        ))
+        .then_appended();
+        w.when(&j.discharge).then_appended();
+    }
+
+    #[test]
+    fn authorization_comes_before_the_message_id_check_but_not_before_a_redelivery() {
+        let j = journey(113);
+        let mut w = released(&j);
+        // Burkina Faso reusing the id of Togo's release learns nothing about it.
+        let mut reuse = from(fixtures::OUAGADOUGOU, "x", &j.release);
+        reuse.message_id = j.release.message_id.clone();
+        refused(&mut w, &j, &reuse, RejectionCode::NotDepartureCountry);
+        // The exact redelivery is still a duplicate.
+        w.when(&j.release).then_duplicate();
+        // And a Togolese reuse with other content is still a conflict.
+        let mut other = j.release.clone();
+        other.sent_at = at(5000);
+        w.when(&other)
+            .then_rejected(RejectionCode::MessageIdConflict);
+    }
+
+    #[test]
+    fn validation_comes_before_authorization() {
+        // A sender whose office is not in its country is invalid, whatever it sends.
+        let j = journey(114);
+        let mut bad = j.release.clone();
+        bad.sender.country = "BF".parse::<CountryCode>().unwrap();
+        declared(&j)
+            .when(&bad)
+            .then_rejected(RejectionCode::Validation);
+    }
+
+    #[test]
+    fn forbidden_codes() {
+        for code in [
+            RejectionCode::ForbiddenOffice,
+            RejectionCode::NotDepartureCountry,
+            RejectionCode::NotDestinationCountry,
+            RejectionCode::NotRouteCountry,
+        ] {
+            assert!(RejectionCode::ALL.contains(&code));
+            assert_eq!(code.kind(), RejectionKind::Forbidden);
+        }
+        assert_eq!(
+            RejectionCode::NotDepartureCountry.as_str(),
+            "NOT_DEPARTURE_COUNTRY"
+        );
+        assert_eq!(
+            RejectionCode::ALL
+                .iter()
+                .filter(|c| c.kind() == RejectionKind::Forbidden)
+                .count(),
+            4
+        );
+    }
+}

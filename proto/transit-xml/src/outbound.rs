@@ -142,8 +142,10 @@ impl FunctionalError {
 /// Declares the reason codes with their stable text, once.
 macro_rules! reason_codes {
     ($($variant:ident => $text:literal),* $(,)?) => {
-        /// The stable rejection codes a functional error carries: the ledger's rule codes plus
-        /// `MALFORMED` for messages that could not be read at all.
+        /// The stable rejection codes a functional error carries: the ledger's rule codes,
+        /// `MALFORMED` for messages that could not be read at all, and the signature
+        /// refusals of signed submissions (`MISSING_SIGNATURE` ... `KEY_OFFICE_NOT_ALLOWED`,
+        /// the codes of `transit_auth::SignatureError`).
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
         pub enum ReasonCode { $($variant),* }
 
@@ -183,6 +185,19 @@ reason_codes! {
     ArrivalRequired => "ARRIVAL_REQUIRED",
     RecoveryExceedsReserved => "RECOVERY_EXCEEDS_RESERVED",
     MessageIdConflict => "MESSAGE_ID_CONFLICT",
+    ForbiddenOffice => "FORBIDDEN_OFFICE",
+    NotDepartureCountry => "NOT_DEPARTURE_COUNTRY",
+    NotDestinationCountry => "NOT_DESTINATION_COUNTRY",
+    NotRouteCountry => "NOT_ROUTE_COUNTRY",
+    MissingSignature => "MISSING_SIGNATURE",
+    MalformedSignature => "MALFORMED_SIGNATURE",
+    UnknownKey => "UNKNOWN_KEY",
+    BadSignature => "BAD_SIGNATURE",
+    KeyNotYetValid => "KEY_NOT_YET_VALID",
+    KeyExpired => "KEY_EXPIRED",
+    KeyRevoked => "KEY_REVOKED",
+    KeyCountryMismatch => "KEY_COUNTRY_MISMATCH",
+    KeyOfficeNotAllowed => "KEY_OFFICE_NOT_ALLOWED",
 }
 
 impl fmt::Display for ReasonCode {

@@ -49,15 +49,20 @@ fn a_functional_error_without_path_or_original_id_round_trips() {
 }
 
 #[test]
-fn reason_codes_cover_every_rejection_code_of_the_rules() {
+fn reason_codes_cover_every_rejection_code_of_the_rules_and_every_signature_refusal() {
     for code in transit_rules::RejectionCode::ALL {
         let parsed: ReasonCode = code.as_str().parse().unwrap();
         assert_eq!(parsed.as_str(), code.as_str());
     }
+    for code in transit_auth::SignatureError::CODES {
+        let parsed: ReasonCode = code.parse().unwrap();
+        assert_eq!(parsed.as_str(), code);
+    }
     assert_eq!(
         ReasonCode::ALL.len(),
-        transit_rules::RejectionCode::ALL.len() + 1,
-        "MALFORMED is the only code of the XML layer's own"
+        transit_rules::RejectionCode::ALL.len() + 1 + transit_auth::SignatureError::CODES.len(),
+        "the rules' codes, the signature refusals, and MALFORMED, the only code of the XML \
+         layer's own"
     );
     assert_eq!(
         "MALFORMED".parse::<ReasonCode>().unwrap(),

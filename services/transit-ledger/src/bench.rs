@@ -563,3 +563,12 @@ pub async fn run_broker(opts: BrokerBenchOptions) -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// The process's peak resident set size (`VmHWM`), in KiB, where the OS reports it.
+pub fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}

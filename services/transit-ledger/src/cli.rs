@@ -1,4 +1,5 @@
-//! The command line: `serve`, `verify`, `bench append`.
+//! The command line: `serve`, `verify`, `replay`, `bench`, and for integrators `keys generate`,
+//! `sign` and `canonical` (in [`crate::keys_cli`]).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -17,7 +18,13 @@ use transit_contract::ids::CountryCode;
 use crate::bench::AppendBenchOptions;
 use crate::broker::BrokerConfig;
 use crate::http::{app, AppState};
+use crate::keys_cli::{CanonicalArgs, KeysCommand, SignArgs};
 use crate::ledger::Ledger;
+use crate::projection::{Projections, SnapshotPolicy};
+use transit_auth::KeyRegistry;
+
+/// The views' folder inside the data folder.
+pub const VIEWS_DIR: &str = "views";
 
 /// The regional transit ledger: an immutable, tamper-evident log of transit movements.
 #[derive(Debug, Parser)]
@@ -33,12 +40,46 @@ pub struct Cli {
 pub enum Command {
     /// Run the ledger service on the embedded event log.
     Serve(ServeArgs),
-    /// Check a data folder offline: every record, the Merkle tree, every checkpoint signature.
-    /// Exits 0 only when intact; otherwise names the first bad position.
+    /// Check a data folder offline: every record, the Merkle tree, every checkpoint signature,
+    /// and every recorded submission against its signature. Exits 0 only when intact; otherwise
+    /// names the first bad position.
     Verify(VerifyArgs),
+    /// Rebuild every projection from position 0 of a data folder, with a progress bar, and
+    /// print each view's state hash (compare with the service's `viewHashes` in GraphQL).
+    /// Needs the folder to itself: stop the service, or replay a copy.
+    Replay(ReplayArgs),
     /// Measure performance and print figures.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Submission signing keys: make one for a national system.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Sign a message file (JSON or XML) with a secret key file; prints the value of the
+    /// `Transit-Signature` header (HTTP) or `transitSignature` property (broker).
+    Sign(SignArgs),
+    /// Print the exact bytes a submission signature covers (the separator line, then the
+    /// message's canonical JSON; no newline at the end), for systems that sign with their own
+    /// tooling.
+    Canonical(CanonicalArgs),
+}
+
+/// `replay` flags.
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// Data folder to replay.
+    #[arg(long, default_value = "./data")]
+    pub data_dir: PathBuf,
+    /// Run the deadline rules up to this time at the end (RFC 3339), as the service would at
+    /// that time; default: the log's last `recordedAt` only (no clock involved).
+    #[arg(long)]
+    pub now: Option<String>,
+    /// Also replace the stored views (`DATA/views/`) with the rebuilt ones, e.g. after an
+    /// upgrade changed the projection logic.
+    #[arg(long)]
+    pub write_snapshot: bool,
+    /// No progress bar (for logs and scripts).
+    #[arg(long)]
+    pub quiet: bool,
 }
 
 /// `serve` flags.
@@ -66,6 +107,21 @@ pub struct ServeArgs {
     /// Suffix added to every queue name (to run beside another deployment on one broker).
     #[arg(long, default_value = "")]
     pub queue_suffix: String,
+    /// Store the views (`DATA/views/`) after this many new events...
+    #[arg(long, default_value_t = crate::projection::SNAPSHOT_EVERY_EVENTS)]
+    pub snapshot_every_events: u64,
+    /// ...or after this many seconds, whichever comes first.
+    #[arg(long, default_value_t = crate::projection::SNAPSHOT_INTERVAL.as_secs())]
+    pub snapshot_interval_s: u64,
+    /// The key registry (TOML): the keys allowed to sign submissions. Every submission must be
+    /// signed by one of them (see ops/keys/README.md); the default is the development registry,
+    /// relative to the repository root.
+    #[arg(
+        long,
+        env = "TRANSIT_LEDGER_KEY_REGISTRY",
+        default_value = crate::keys_cli::DEV_REGISTRY_PATH
+    )]
+    pub key_registry: PathBuf,
 }
 
 /// `verify` flags.
@@ -78,6 +134,12 @@ pub struct VerifyArgs {
     /// data folder.
     #[arg(long)]
     pub public_key: Option<PathBuf>,
+    /// A key registry (TOML) to also check that each recorded signature's key was registered,
+    /// with the recorded public key, for the sender's country and office, and valid when the
+    /// submission was recorded. Without it, each signature is checked with the public key
+    /// recorded beside it.
+    #[arg(long)]
+    pub key_registry: Option<PathBuf>,
 }
 
 /// Benchmarks.
@@ -88,6 +150,43 @@ pub enum BenchCommand {
     /// Broker ingest (XML in, durable append, ack) and fan-out latency, against a running
     /// ActiveMQ (`ops/activemq.sh start`).
     Broker(BenchBrokerArgs),
+    /// Projection rebuild speed and peak memory (`replay` of a generated log, in a fresh
+    /// process).
+    Rebuild(BenchRebuildArgs),
+    /// GraphQL latency over HTTP with many movements loaded: `movement(mrn)` under an
+    /// open-loop offered rate, and filtered pages.
+    Graphql(BenchGraphqlArgs),
+}
+
+/// `bench rebuild` flags.
+#[derive(Debug, Args)]
+pub struct BenchRebuildArgs {
+    /// Folder for the temporary log.
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Movements in the generated log (about 6 events each).
+    #[arg(long, default_value_t = 100_000)]
+    pub movements: u32,
+    /// Rebuilds measured (median reported).
+    #[arg(long, default_value_t = 3)]
+    pub repeats: usize,
+}
+
+/// `bench graphql` flags.
+#[derive(Debug, Args)]
+pub struct BenchGraphqlArgs {
+    /// Folder for the temporary (empty) log the service needs.
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Movements loaded into the views.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub movements: u32,
+    /// Offered `movement(mrn)` requests per second.
+    #[arg(long, default_value_t = 500)]
+    pub rate: u32,
+    /// Seconds of offered load.
+    #[arg(long, default_value_t = 20)]
+    pub seconds: u64,
 }
 
 /// `bench broker` flags.
@@ -143,6 +242,14 @@ pub fn run(cli: Cli) -> ExitCode {
         match cli.command {
             Command::Serve(args) => serve_command(args).await.map(|()| ExitCode::SUCCESS),
             Command::Verify(args) => verify_command(args),
+            Command::Keys(KeysCommand::Generate(args)) => {
+                crate::keys_cli::generate(args).map(|()| ExitCode::SUCCESS)
+            }
+            Command::Sign(args) => crate::keys_cli::sign(args).map(|()| ExitCode::SUCCESS),
+            Command::Canonical(args) => {
+                crate::keys_cli::canonical(args).map(|()| ExitCode::SUCCESS)
+            }
+            Command::Replay(args) => replay_command(args).await,
             Command::Bench(BenchCommand::Append(args)) => {
                 let opts = AppendBenchOptions {
                     dir: args.dir.unwrap_or_else(std::env::temp_dir),
@@ -155,6 +262,25 @@ pub fn run(cli: Cli) -> ExitCode {
                 crate::bench::run_append(opts)
                     .await
                     .map(|()| ExitCode::SUCCESS)
+            }
+            Command::Bench(BenchCommand::Rebuild(args)) => {
+                crate::bench_views::run_rebuild(crate::bench_views::RebuildBenchOptions {
+                    dir: args.dir.unwrap_or_else(std::env::temp_dir),
+                    movements: args.movements,
+                    repeats: args.repeats,
+                })
+                .await
+                .map(|()| ExitCode::SUCCESS)
+            }
+            Command::Bench(BenchCommand::Graphql(args)) => {
+                crate::bench_views::run_graphql(crate::bench_views::GraphqlBenchOptions {
+                    dir: args.dir.unwrap_or_else(std::env::temp_dir),
+                    movements: args.movements,
+                    rate: args.rate,
+                    seconds: args.seconds,
+                })
+                .await
+                .map(|()| ExitCode::SUCCESS)
             }
             Command::Bench(BenchCommand::Broker(args)) => {
                 let opts = crate::bench::BrokerBenchOptions {
@@ -179,7 +305,16 @@ pub fn run(cli: Cli) -> ExitCode {
 }
 
 async fn serve_command(args: ServeArgs) -> anyhow::Result<()> {
+    // Before anything is opened: without its registry the service cannot accept anything.
+    let registry = Arc::new(crate::keys_cli::load_registry_for_serve(
+        &args.key_registry,
+    )?);
     let _telemetry = crate::telemetry::init("info,tower_http=info")?;
+    tracing::info!(
+        key_registry = %args.key_registry.display(),
+        keys = registry.len(),
+        "submissions must be signed by a registered key"
+    );
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let mut config = FileStoreConfig::new(&args.data_dir);
     config.checkpoint_interval = Duration::from_secs(args.checkpoint_interval_s.max(1));
@@ -198,7 +333,15 @@ async fn serve_command(args: ServeArgs) -> anyhow::Result<()> {
         events = store.head(),
         "transit-ledger serving"
     );
-    serve_with(listener, store.clone(), clock, broker, shutdown_signal()).await?;
+    let mut views = SnapshotPolicy::new(args.data_dir.join(VIEWS_DIR));
+    views.every_events = args.snapshot_every_events.max(1);
+    views.interval = Duration::from_secs(args.snapshot_interval_s.max(1));
+    let options = ServeOptions {
+        registry: Some(registry),
+        broker,
+        views: Some(views),
+    };
+    serve_with(listener, store.clone(), clock, options, shutdown_signal()).await?;
     // Sign the final tree head first: connection tasks may still hold the store for a moment.
     let checkpoint = store.checkpoint_now().await?;
     let mut store = store;
@@ -223,34 +366,67 @@ async fn serve_command(args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Serves the API on `listener` until `shutdown` completes.
+/// What [`serve_with`] runs besides the HTTP API. The default is the bare API: no key
+/// registry (submissions are not authenticated), no broker, views rebuilt in memory.
+#[derive(Default)]
+pub struct ServeOptions {
+    /// The keys allowed to sign submissions; with it every submission must be signed (the
+    /// `serve` command always has one). Without it signatures are not checked: for tests and
+    /// tools only.
+    pub registry: Option<Arc<KeyRegistry>>,
+    /// With a broker, the gateway consumes the countries' inbound queues and the dispatcher
+    /// fans notifications out.
+    pub broker: Option<Arc<BrokerConfig>>,
+    /// With a snapshot policy the views are stored and resumed from disk; without, they are
+    /// rebuilt in memory from position 0.
+    pub views: Option<SnapshotPolicy>,
+}
+
+/// Serves the bare API on `listener` until `shutdown` completes: [`serve_with`] with the
+/// default [`ServeOptions`] (no key registry: submissions are not authenticated).
 pub async fn serve(
     listener: TcpListener,
     store: Arc<FileStore>,
     clock: Arc<dyn Clock>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    serve_with(listener, store, clock, None, shutdown).await
+    serve_with(listener, store, clock, ServeOptions::default(), shutdown).await
 }
 
-/// Serves the API, and with a broker the gateway and the fan-out dispatcher, until
-/// `shutdown` completes.
+/// Serves the API, and whatever `options` adds (the key registry submissions are checked
+/// against, the broker gateway and fan-out dispatcher, stored views), until `shutdown`
+/// completes.
 pub async fn serve_with(
     listener: TcpListener,
     store: Arc<FileStore>,
     clock: Arc<dyn Clock>,
-    broker: Option<Arc<BrokerConfig>>,
+    options: ServeOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let ServeOptions {
+        registry,
+        broker,
+        views,
+    } = options;
     let public_key_hex = hex::encode(store.public_key().as_bytes());
     let checkpoint = crate::dispatch::Checkpoint::new(store.dir().join("fanout.checkpoint"));
     let dyn_store: Arc<dyn EventStore> = store;
-    let ledger = Arc::new(Ledger::new(dyn_store.clone(), clock.clone()));
+    let ledger = Arc::new(match registry {
+        Some(registry) => Ledger::with_registry(dyn_store.clone(), clock.clone(), registry),
+        None => Ledger::new(dyn_store.clone(), clock.clone()),
+    });
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut background = Vec::new();
-    // The projections follow the log for the GraphQL API; they are in memory for now, so
-    // they replay from position 0 at every start.
-    let projections = crate::projection::Projections::new(clock);
+    // The projections follow the log for the GraphQL API, from their stored position.
+    let projections = match views {
+        Some(policy) => {
+            let (projections, restored) =
+                Projections::open(clock, dyn_store.as_ref(), policy).await;
+            tracing::info!(?restored, "views opened");
+            projections
+        }
+        None => Projections::new(clock),
+    };
     background.push(tokio::spawn(
         projections.clone().run(dyn_store.clone(), stop_rx.clone()),
     ));
@@ -325,17 +501,101 @@ fn verify_command(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     if let Some(torn) = &report.torn_tail {
         println!("note:          torn tail: {torn}");
     }
-    match &report.problem {
+    if let Some(p) = &report.problem {
+        println!(
+            "result:        DAMAGED at position {} ({} byte {}): {}",
+            p.position, p.file, p.offset, p.reason
+        );
+        return Ok(ExitCode::from(1));
+    }
+    // The records are intact: now what they say about who submitted them.
+    let registry = match &args.key_registry {
+        Some(path) => Some(crate::keys_cli::load_registry(path)?),
+        None => None,
+    };
+    let audit =
+        crate::keys_cli::audit_submissions(&args.data_dir, report.events, registry.as_ref())?;
+    println!(
+        "submissions:   {} checked: {} signed, {} unsigned (recorded without a key registry)",
+        audit.submissions, audit.signed, audit.unsigned
+    );
+    if registry.is_some() {
+        println!("key registry:  every signing key checked against it");
+    }
+    match &audit.problem {
         None => {
             println!("result:        INTACT");
             Ok(ExitCode::SUCCESS)
         }
         Some(p) => {
             println!(
-                "result:        DAMAGED at position {} ({} byte {}): {}",
-                p.position, p.file, p.offset, p.reason
+                "result:        BAD SUBMISSION at position {} ({} v{}): {}",
+                p.position, p.stream, p.version, p.reason
             );
             Ok(ExitCode::from(1))
         }
     }
+}
+
+async fn replay_command(args: ReplayArgs) -> anyhow::Result<ExitCode> {
+    let now = match &args.now {
+        Some(text) => Some(
+            text.parse::<transit_contract::ids::Timestamp>()
+                .map_err(|e| anyhow::anyhow!("--now {text}: {e}"))?,
+        ),
+        None => None,
+    };
+    let store = FileStore::open(FileStoreConfig::new(&args.data_dir)).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot open {}: {e} (is the service running on it? replay a copy)",
+            args.data_dir.display()
+        )
+    })?;
+    let head = store.head();
+    let bar = if args.quiet {
+        indicatif::ProgressBar::hidden()
+    } else {
+        indicatif::ProgressBar::new(head)
+    };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{elapsed_precise} [{wide_bar}] {pos}/{len} events ({per_sec}, {eta} left)",
+        )
+        .map_err(|e| anyhow::anyhow!("{e}"))?,
+    );
+    let started = std::time::Instant::now();
+    let mut views = crate::projection::rebuild(&store, ledger_store::READ_EVENTS_MAX, |done| {
+        bar.set_position(done)
+    })
+    .await?;
+    bar.finish_and_clear();
+    let elapsed = started.elapsed();
+    if let Some(now) = now {
+        views.tick(now);
+    }
+    println!("data folder:  {}", args.data_dir.display());
+    println!("events:       {head}");
+    println!(
+        "rebuilt in:   {:.2} s ({:.0} events/s)",
+        elapsed.as_secs_f64(),
+        head as f64 / elapsed.as_secs_f64().max(1e-9)
+    );
+    println!("movements:    {}", views.movements.len());
+    if let Some(kib) = crate::bench::peak_rss_kib() {
+        println!("peak RSS:     {} MiB", kib / 1024);
+    }
+    println!("view hashes:");
+    println!("{}", views.hashes());
+    if args.write_snapshot {
+        let proof = store.consistency_proof(head, head).await?;
+        let bytes = hex::decode(&proof.old_root)?;
+        let root: [u8; 32] = bytes
+            .as_slice()
+            .try_into()
+            .map_err(|_| anyhow::anyhow!("the log's root is not 32 bytes"))?;
+        let written = crate::snapshot::write(&args.data_dir.join(VIEWS_DIR), head, &root, &views)?;
+        println!("stored views: {} bytes", written.bytes);
+    }
+    store.close().await?;
+    Ok(ExitCode::SUCCESS)
 }

@@ -80,17 +80,7 @@ impl Checkpoint {
 
     /// Saves `position` atomically and durably (write, fsync, rename, fsync the folder).
     pub fn save(&self, position: u64) -> Result<(), std::io::Error> {
-        let tmp = self.path.with_extension("tmp");
-        {
-            let mut f = std::fs::File::create(&tmp)?;
-            std::io::Write::write_all(&mut f, position.to_string().as_bytes())?;
-            f.sync_all()?;
-        }
-        std::fs::rename(&tmp, &self.path)?;
-        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::File::open(dir)?.sync_all()?;
-        }
-        Ok(())
+        crate::snapshot::write_atomically(&self.path, position.to_string().as_bytes())
     }
 
     /// Where it lives.

@@ -4,7 +4,10 @@
 //! functional error on the country's error queue and is moved to the queue's dead-letter
 //! queue with the reason in its headers, then acknowledged: nothing is dropped silently.
 //! A redelivered message is a duplicate for the ledger, which answers with the original
-//! outcome and appends nothing. Lost connections are made again with bounded back-off;
+//! outcome and appends nothing. A message's signature travels in its `transitSignature`
+//! property ([`transit_auth::BROKER_PROPERTY`]) and is checked by the ledger like an HTTP
+//! submission's; a refused signature is answered like any other refusal, with its code
+//! (`MISSING_SIGNATURE`, `BAD_SIGNATURE`...). Lost connections are made again with bounded back-off;
 //! unacknowledged messages are then redelivered by the broker.
 //!
 //! Messages about one movement (one MRN; a guarantee registration: one GRN) share a processing
@@ -44,6 +47,8 @@ struct Delivery {
     country: CountryCode,
     ack_id: String,
     body: Vec<u8>,
+    /// The `transitSignature` property, if sent.
+    signature: Option<String>,
     parsed: Result<InboundMessage, transit_xml::XmlError>,
 }
 
@@ -140,6 +145,7 @@ async fn session(
             FromServer::Message {
                 subscription,
                 ack,
+                headers,
                 body,
                 ..
             } => {
@@ -152,6 +158,11 @@ async fn session(
                     ));
                 };
                 let body = body.unwrap_or_default();
+                // STOMP 1.2: of a repeated header, the first one counts.
+                let signature = headers
+                    .into_iter()
+                    .find(|(name, _)| name == transit_auth::BROKER_PROPERTY)
+                    .map(|(_, value)| value);
                 let parsed = transit_xml::decode_inbound(&body);
                 let lane_index = match &parsed {
                     Ok(m) => lane_of(m, lanes.len()),
@@ -161,6 +172,7 @@ async fn session(
                     country,
                     ack_id,
                     body,
+                    signature,
                     parsed,
                 };
                 if lanes[lane_index].send(delivery).await.is_err() {
@@ -251,8 +263,9 @@ async fn process(
         };
         return refuse(delivery, Some(message), refusal, config, publisher).await;
     }
+    let signature = delivery.signature.as_deref();
     let mut submitted = ledger
-        .submit(message, &delivery.body, "application/xml")
+        .submit_signed(message, &delivery.body, "application/xml", signature)
         .await;
     for _ in 0..EARLY_RETRIES_MAX {
         let early = matches!(
@@ -265,7 +278,7 @@ async fn process(
         }
         tokio::time::sleep(EARLY_RETRY_PAUSE).await;
         submitted = ledger
-            .submit(message, &delivery.body, "application/xml")
+            .submit_signed(message, &delivery.body, "application/xml", signature)
             .await;
     }
     match submitted {
@@ -278,6 +291,16 @@ async fn process(
             let refusal = Refusal {
                 code,
                 reason: r.message,
+                element_path: None,
+            };
+            refuse(delivery, Some(message), refusal, config, publisher).await
+        }
+        Err(SubmitError::Signature(e)) => {
+            // transit-xml's tests keep every signature code a reason code.
+            let code = e.as_str().parse().unwrap_or(ReasonCode::Validation);
+            let refusal = Refusal {
+                code,
+                reason: e.reason(),
                 element_path: None,
             };
             refuse(delivery, Some(message), refusal, config, publisher).await
@@ -374,23 +397,25 @@ async fn refuse(
         )
         .await?;
     let queue = config.inbound_queue(&delivery.country);
+    let mut headers = vec![
+        ("transitMessageId".to_owned(), original),
+        (
+            "transitRejectionCode".to_owned(),
+            refusal.code.as_str().to_owned(),
+        ),
+        ("transitRejectionReason".to_owned(), refusal.reason),
+        (
+            "transitRejectionPath".to_owned(),
+            refusal.element_path.unwrap_or_default(),
+        ),
+        ("transitOriginalQueue".to_owned(), queue.clone()),
+    ];
+    if let Some(signature) = &delivery.signature {
+        // Kept with the original, so that a dead letter put back on its queue once the cause
+        // is cured (a movement recorded since) is still signed.
+        headers.push((transit_auth::BROKER_PROPERTY.to_owned(), signature.clone()));
+    }
     publisher
-        .send_text(
-            &dead_letter_queue(&queue),
-            vec![
-                ("transitMessageId".to_owned(), original),
-                (
-                    "transitRejectionCode".to_owned(),
-                    refusal.code.as_str().to_owned(),
-                ),
-                ("transitRejectionReason".to_owned(), refusal.reason),
-                (
-                    "transitRejectionPath".to_owned(),
-                    refusal.element_path.unwrap_or_default(),
-                ),
-                ("transitOriginalQueue".to_owned(), queue),
-            ],
-            delivery.body.clone(),
-        )
+        .send_text(&dead_letter_queue(&queue), headers, delivery.body.clone())
         .await
 }

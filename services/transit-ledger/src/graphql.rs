@@ -32,9 +32,6 @@ pub const QUERY_COMPLEXITY_MAX: usize = 2000;
 pub const PAGE_SIZE_DEFAULT: usize = 20;
 /// Largest `first` of any connection (the movements view's own maximum).
 pub const PAGE_SIZE_MAX: usize = MOVEMENTS_PAGE_MAX;
-/// Records scanned at most for one `hasSignals` page, so a filter that matches almost
-/// nothing cannot walk the whole database in one request.
-pub const SIGNAL_FILTER_SCAN_MAX: usize = 10_000;
 
 /// The schema type served at `/graphql`.
 pub type LedgerSchema = Schema<QueryRoot, async_graphql::EmptyMutation, SubscriptionRoot>;
@@ -92,6 +89,17 @@ fn page_complexity(first: Option<i32>, child: usize) -> usize {
 
 /// An amount of money; the amount is a decimal string of minor units, since GraphQL's `Int`
 /// is 32 bits and JSON numbers lose precision beyond 2^53.
+/// The state hash (SHA-256, hex) of each view, at a position.
+#[derive(SimpleObject, Clone, Debug)]
+struct ViewHashes {
+    /// The number of log events the views reflect.
+    position: u64,
+    movements: String,
+    exposure: String,
+    corridors: String,
+    signals: String,
+}
+
 #[derive(SimpleObject, Clone, Debug)]
 pub struct Money {
     /// Amount in minor units of the currency (e.g. centimes), as a decimal string.
@@ -393,6 +401,8 @@ impl MovementsFilter {
                 .map(|v| parse("HS code", v))
                 .transpose()?,
             has_anomalies: self.has_anomalies,
+            // `hasSignals` is resolved by `movements` against the signal engine.
+            mrns: None,
         })
     }
 }
@@ -665,6 +675,22 @@ impl QueryRoot {
         Ok(projections(ctx)?.caught_up_to())
     }
 
+    /// The state hash of each view at `projectionPosition`: equal to what
+    /// `transit-ledger replay` prints for the same log, so an auditor can check that the views
+    /// served are exactly a fold of the log.
+    async fn view_hashes(&self, ctx: &Context<'_>) -> Result<ViewHashes> {
+        let projections = projections(ctx)?;
+        let views = projections.read();
+        let h = views.hashes();
+        Ok(ViewHashes {
+            position: projections.caught_up_to(),
+            movements: h.movements,
+            exposure: h.exposure,
+            corridors: h.corridors,
+            signals: h.signals,
+        })
+    }
+
     /// One movement; with `asOf`, as it stood just after global position `asOf`.
     async fn movement(
         &self,
@@ -699,55 +725,28 @@ impl QueryRoot {
     ) -> Result<Connection<String, Movement>> {
         let first = page_size(first)?;
         let filter = filter.unwrap_or_default();
-        let view_filter = filter.to_view()?;
-        let mut after: Option<u64> = after.map(|a| parse("cursor", &a)).transpose()?;
+        let mut view_filter = filter.to_view()?;
+        let after: Option<u64> = after.map(|a| parse("cursor", &a)).transpose()?;
         let views = projections(ctx)?.read();
-        let Some(want_signals) = filter.has_signals else {
-            let page = views
+        // Signals live in another projection: the engine keeps the set of movements with an
+        // open signal, which restricts the candidates (the view walks the smaller of it and
+        // its own indexes) or is excluded during the walk.
+        let open = views.signals.movements_with_open_signals();
+        let page = match filter.has_signals {
+            Some(true) => {
+                view_filter.mrns = Some(open.clone());
+                views.movements.list(&view_filter, first, after)
+            }
+            Some(false) => views
                 .movements
-                .list(&view_filter, first, after)
-                .map_err(|e| Error::new(e.to_string()))?;
-            let mut connection = Connection::new(after.is_some(), page.has_next_page);
-            connection.edges.extend(
-                page.items
-                    .into_iter()
-                    .map(|r| Edge::new(r.listing_position.to_string(), Movement::from(r))),
-            );
-            return Ok(connection);
-        };
-        // Signals live in another view, so this filter is applied over pages of the movements
-        // view, scanning at most SIGNAL_FILTER_SCAN_MAX records.
-        let has_open = |r: &MovementRecord| {
-            views
-                .signals
-                .signals_for(&r.mrn)
-                .iter()
-                .any(|s| s.is_open())
-        };
-        let had_cursor = after.is_some();
-        let mut items: Vec<&MovementRecord> = Vec::new();
-        let mut scanned = 0;
-        let mut more = true;
-        while items.len() <= first && more && scanned < SIGNAL_FILTER_SCAN_MAX {
-            let page = views
-                .movements
-                .list(&view_filter, MOVEMENTS_PAGE_MAX, after)
-                .map_err(|e| Error::new(e.to_string()))?;
-            scanned += page.items.len();
-            more = page.has_next_page;
-            after = page.end_cursor;
-            items.extend(
-                page.items
-                    .into_iter()
-                    .filter(|r| has_open(r) == want_signals),
-            );
+                .list_where(&view_filter, first, after, |r| !open.contains(&r.mrn)),
+            None => views.movements.list(&view_filter, first, after),
         }
-        let has_next = items.len() > first || (more && scanned >= SIGNAL_FILTER_SCAN_MAX);
-        let mut connection = Connection::new(had_cursor, has_next);
+        .map_err(|e| Error::new(e.to_string()))?;
+        let mut connection = Connection::new(after.is_some(), page.has_next_page);
         connection.edges.extend(
-            items
+            page.items
                 .into_iter()
-                .take(first)
                 .map(|r| Edge::new(r.listing_position.to_string(), Movement::from(r))),
         );
         Ok(connection)

@@ -1,6 +1,14 @@
 //! The HTTP API (axum): message submission, stream and feed reads, the signed checkpoint,
 //! Merkle proofs, and health. [`app`] builds the router so tests drive it with or without a
 //! socket; the one error type [`ApiError`] maps every failure to a status and a JSON body.
+//!
+//! A submission's signature travels in the `Transit-Signature` header
+//! ([`transit_auth::HTTP_HEADER`]). Refusals: 401 when the sender is not authenticated
+//! (`MISSING_SIGNATURE`, `MALFORMED_SIGNATURE`, `UNKNOWN_KEY`, `BAD_SIGNATURE`), 403 when the
+//! signature verified, so the key's holder is known, but that key may not sign this submission
+//! now (`KEY_NOT_YET_VALID`, `KEY_EXPIRED`, `KEY_REVOKED`, `KEY_COUNTRY_MISMATCH`,
+//! `KEY_OFFICE_NOT_ALLOWED`) or the sender's country may not record what the message says
+//! (the rules' `Forbidden` rejections).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,6 +22,7 @@ use base64::Engine;
 use ledger_store::{EventStore, RecordedEvent, StoreError, StreamId, READ_EVENTS_MAX};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use transit_auth::SignatureError;
 use transit_contract::events::{guarantee_stream, movement_stream};
 use transit_contract::ids::{GuaranteeReference, Mrn};
 use transit_rules::RejectionKind;
@@ -89,6 +98,25 @@ pub enum ApiError {
     /// The body is not in a format this endpoint takes.
     #[error("{0}")]
     UnsupportedMediaType(String),
+    /// The `Transit-Signature` header was sent more than once.
+    #[error("{0}")]
+    AmbiguousSignature(String),
+}
+
+/// The status of a signature refusal: 401 until the signature has verified (the sender is not
+/// authenticated), 403 for what is refused about the key that made it.
+fn signature_status(error: &SignatureError) -> StatusCode {
+    match error {
+        SignatureError::Missing
+        | SignatureError::Malformed(_)
+        | SignatureError::UnknownKey { .. }
+        | SignatureError::BadSignature { .. } => StatusCode::UNAUTHORIZED,
+        SignatureError::KeyNotYetValid { .. }
+        | SignatureError::KeyExpired { .. }
+        | SignatureError::KeyRevoked { .. }
+        | SignatureError::KeyCountryMismatch { .. }
+        | SignatureError::KeyOfficeNotAllowed { .. } => StatusCode::FORBIDDEN,
+    }
 }
 
 #[derive(Serialize)]
@@ -110,9 +138,12 @@ impl IntoResponse for ApiError {
                     RejectionKind::NotFound => StatusCode::NOT_FOUND,
                     RejectionKind::Invalid => StatusCode::BAD_REQUEST,
                     RejectionKind::Unprocessable => StatusCode::UNPROCESSABLE_ENTITY,
+                    RejectionKind::Forbidden => StatusCode::FORBIDDEN,
                 };
                 (status, r.code.as_str())
             }
+            ApiError::Submit(SubmitError::Signature(e)) => (signature_status(e), e.as_str()),
+            ApiError::AmbiguousSignature(_) => (StatusCode::UNAUTHORIZED, "MALFORMED_SIGNATURE"),
             ApiError::Submit(SubmitError::Contended) => {
                 (StatusCode::SERVICE_UNAVAILABLE, "CONTENDED")
             }
@@ -140,11 +171,13 @@ impl IntoResponse for ApiError {
         } else {
             self.to_string()
         };
-        (
-            status,
-            Json(json!({ "error": ErrorBody { code, message } })),
-        )
-            .into_response()
+        let body = Json(json!({ "error": ErrorBody { code, message } }));
+        if status == StatusCode::UNAUTHORIZED {
+            // RFC 9110: a 401 names the scheme that would authenticate the request.
+            let scheme = [(header::WWW_AUTHENTICATE, transit_auth::HTTP_HEADER)];
+            return (status, scheme, body).into_response();
+        }
+        (status, body).into_response()
     }
 }
 
@@ -158,12 +191,14 @@ async fn submit_message(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     let essence = content_type.split(';').next().unwrap_or("").trim();
+    let signature = signature_header(&headers)?;
+    let signature = signature.as_deref();
     let outcome = if essence.eq_ignore_ascii_case("application/json") {
-        state.ledger.submit_json(&body).await?
+        state.ledger.submit_json_signed(&body, signature).await?
     } else if essence.eq_ignore_ascii_case("application/xml")
         || essence.eq_ignore_ascii_case("text/xml")
     {
-        state.ledger.submit_xml(&body).await?
+        state.ledger.submit_xml_signed(&body, signature).await?
     } else {
         return Err(ApiError::UnsupportedMediaType(format!(
             "content type {content_type:?} is not accepted; send application/json or application/xml"
@@ -175,6 +210,23 @@ async fn submit_message(
         StatusCode::CREATED
     };
     Ok((status, Json(outcome)).into_response())
+}
+
+/// The `Transit-Signature` header's text, if sent. Bytes that are not text are passed on
+/// (lossily) for the signature parser to refuse as `MALFORMED_SIGNATURE`; a header sent twice
+/// is refused here, since which one was meant cannot be known.
+fn signature_header(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let mut values = headers.get_all(transit_auth::HTTP_HEADER).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(ApiError::AmbiguousSignature(format!(
+            "malformed signature: send one {} header, not several",
+            transit_auth::HTTP_HEADER
+        )));
+    }
+    Ok(Some(String::from_utf8_lossy(value.as_bytes()).into_owned()))
 }
 
 #[derive(Deserialize)]

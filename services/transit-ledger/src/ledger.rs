@@ -1,7 +1,13 @@
 //! The command side of the ledger: an inbound message becomes events through the pure rules,
 //! and is appended atomically to the movement's and the guarantee's streams with optimistic
-//! concurrency. HTTP today and the broker gateway later both enter here, so a message is
-//! judged the same way whatever carried it.
+//! concurrency. HTTP and the broker gateway both enter here, so a message is judged the same
+//! way whatever carried it.
+//!
+//! With a key registry ([`Ledger::with_registry`], what `transit-ledger serve` always runs) every
+//! submission must carry a signature (`transit_auth`) that checks out at the ledger's clock
+//! before anything else is decided; the key id, the public key and the signature are then
+//! recorded beside the submission in the first event's metadata ([`RecordedSubmission`]),
+//! inside what the Merkle tree covers, so `transit-ledger verify` can re-check them offline.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -12,8 +18,9 @@ use ledger_store::{
     StreamId, READ_EVENTS_MAX,
 };
 use parking_lot::Mutex;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tracing::Instrument;
+use transit_auth::{KeyRegistry, SignatureError, SubmissionSignature};
 use transit_contract::events::{
     guarantee_stream, movement_stream, EventMeta, GuaranteeEvent, MovementEvent,
 };
@@ -74,6 +81,10 @@ pub enum SubmitError {
     /// The domain rules refused it.
     #[error("{0}")]
     Rejected(Rejection),
+    /// Its signature is missing or does not check out against the key registry (only with a
+    /// registry).
+    #[error("{0}")]
+    Signature(SignatureError),
     /// Too many concurrent writers on the same streams.
     #[error("the streams kept changing; retry later")]
     Contended,
@@ -119,6 +130,8 @@ impl<T: Clone + Default> StateCache<T> {
 pub struct Ledger {
     store: Arc<dyn EventStore>,
     clock: Arc<dyn Clock>,
+    /// When set, every submission must be signed by a key of this registry.
+    registry: Option<Arc<KeyRegistry>>,
     movements: Mutex<StateCache<MovementState>>,
     guarantees: Mutex<StateCache<GuaranteeState>>,
 }
@@ -134,13 +147,29 @@ pub fn derived_event_id(message_id: &str, stream: &StreamId, index: usize) -> Ev
 }
 
 impl Ledger {
-    /// A ledger over `store`, stamping events with `clock`.
+    /// A ledger over `store`, stamping events with `clock`, with no key registry: signatures
+    /// are neither required nor checked nor recorded. For unit tests, benchmarks and tools;
+    /// the service (`transit-ledger serve`) always runs [`Ledger::with_registry`].
     pub fn new(store: Arc<dyn EventStore>, clock: Arc<dyn Clock>) -> Self {
         Self {
             store,
             clock,
+            registry: None,
             movements: Mutex::new(StateCache::new()),
             guarantees: Mutex::new(StateCache::new()),
+        }
+    }
+
+    /// A ledger that records only submissions signed by a key of `registry`, valid at the
+    /// ledger's clock when the submission is received.
+    pub fn with_registry(
+        store: Arc<dyn EventStore>,
+        clock: Arc<dyn Clock>,
+        registry: Arc<KeyRegistry>,
+    ) -> Self {
+        Self {
+            registry: Some(registry),
+            ..Self::new(store, clock)
         }
     }
 
@@ -149,42 +178,79 @@ impl Ledger {
         &self.store
     }
 
-    /// Parses a JSON-encoded message and submits it.
+    /// [`Self::submit_json_signed`] without a signature (for a ledger with no registry).
     pub async fn submit_json(&self, bytes: &[u8]) -> Result<SubmitOutcome, SubmitError> {
-        if bytes.len() > MESSAGE_BYTES_MAX {
-            return Err(SubmitError::Malformed(format!(
-                "message of {} bytes; at most {MESSAGE_BYTES_MAX}",
-                bytes.len()
-            )));
-        }
-        let message: InboundMessage =
-            serde_json::from_slice(bytes).map_err(|e| SubmitError::Malformed(e.to_string()))?;
-        self.submit(&message, bytes, "application/json").await
+        self.submit_json_signed(bytes, None).await
     }
 
-    /// Parses an XML-encoded message (through the XML codec's limits) and submits it.
+    /// Parses a JSON-encoded message and submits it with the signature text received beside it
+    /// (the `Transit-Signature` header).
+    pub async fn submit_json_signed(
+        &self,
+        bytes: &[u8],
+        signature: Option<&str>,
+    ) -> Result<SubmitOutcome, SubmitError> {
+        let message = decode_message(JSON, bytes)?;
+        self.submit_signed(&message, bytes, JSON, signature).await
+    }
+
+    /// [`Self::submit_xml_signed`] without a signature (for a ledger with no registry).
     pub async fn submit_xml(&self, bytes: &[u8]) -> Result<SubmitOutcome, SubmitError> {
-        let message = transit_xml::decode_inbound(bytes).map_err(|e| match e.code() {
-            "MALFORMED" => SubmitError::Malformed(e.to_string()),
-            _ => SubmitError::Invalid(e.to_string()),
-        })?;
-        self.submit(&message, bytes, "application/xml").await
+        self.submit_xml_signed(bytes, None).await
     }
 
-    /// Judges a message and records it. `raw` is the submission exactly as received; it is
-    /// kept with the first event so what was signed and hashed is what was sent.
-    #[tracing::instrument(skip_all, fields(message_id = %message.message_id, kind = message.kind()))]
+    /// Parses an XML-encoded message (through the XML codec's limits) and submits it with the
+    /// signature text received beside it.
+    pub async fn submit_xml_signed(
+        &self,
+        bytes: &[u8],
+        signature: Option<&str>,
+    ) -> Result<SubmitOutcome, SubmitError> {
+        let message = decode_message(XML, bytes)?;
+        self.submit_signed(&message, bytes, XML, signature).await
+    }
+
+    /// [`Self::submit_signed`] without a signature (for a ledger with no registry).
     pub async fn submit(
         &self,
         message: &InboundMessage,
         raw: &[u8],
         content_type: &str,
     ) -> Result<SubmitOutcome, SubmitError> {
+        self.submit_signed(message, raw, content_type, None).await
+    }
+
+    /// Judges a message and records it. `raw` is the submission exactly as received; it is
+    /// kept with the first event so what was signed and hashed is what was sent. `signature`
+    /// is the `keyId=..; alg=Ed25519; sig=..` text received beside the message (`None` when
+    /// absent). With a registry it is checked first, at the ledger's clock (never the
+    /// message's `sentAt`), and a refusal appends nothing; without one it is ignored.
+    #[tracing::instrument(skip_all, fields(message_id = %message.message_id, kind = message.kind()))]
+    pub async fn submit_signed(
+        &self,
+        message: &InboundMessage,
+        raw: &[u8],
+        content_type: &str,
+        signature: Option<&str>,
+    ) -> Result<SubmitOutcome, SubmitError> {
+        // Who sent it comes before what it says: an unauthenticated sender learns nothing
+        // about the message's validity or the ledger's state.
+        let mut recorded_at = self.now()?;
+        let mut signed = self.authenticate(message, signature, recorded_at)?;
         message
             .validate()
             .map_err(|e| SubmitError::Invalid(e.to_string()))?;
-        for _ in 0..CONFLICT_RETRIES_MAX {
-            match self.try_submit(message, raw, content_type).await {
+        for attempt in 0..CONFLICT_RETRIES_MAX {
+            if attempt > 0 {
+                // Judged afresh at a new instant: the key must still be valid then, so that the
+                // events' recordedAt is always a time at which the key was valid.
+                recorded_at = self.now()?;
+                signed = self.authenticate(message, signature, recorded_at)?;
+            }
+            let submitted = self
+                .try_submit(message, raw, content_type, recorded_at, signed.as_ref())
+                .await;
+            match submitted {
                 Err(SubmitError::Store(StoreError::WrongExpectedVersion { .. })) => {
                     tracing::debug!("stream moved on while deciding; retrying");
                 }
@@ -194,11 +260,39 @@ impl Ledger {
         Err(SubmitError::Contended)
     }
 
+    fn now(&self) -> Result<Timestamp, SubmitError> {
+        Timestamp::from_unix_millis(self.clock.now_millis())
+            .map_err(|e| SubmitError::Invalid(e.to_string()))
+    }
+
+    /// Checks the signature against the registry at `at`; what to record about it.
+    fn authenticate(
+        &self,
+        message: &InboundMessage,
+        signature: Option<&str>,
+        at: Timestamp,
+    ) -> Result<Option<RecordedSignature>, SubmitError> {
+        let Some(registry) = &self.registry else {
+            return Ok(None);
+        };
+        let (sig, key) = registry
+            .verify_text(message, signature, at)
+            .map_err(SubmitError::Signature)?;
+        Ok(Some(RecordedSignature {
+            key_id: key.key_id.to_string(),
+            algorithm: transit_auth::ALGORITHM.to_owned(),
+            public_key: key.public_key_base64(),
+            signature: sig.signature_base64(),
+        }))
+    }
+
     async fn try_submit(
         &self,
         message: &InboundMessage,
         raw: &[u8],
         content_type: &str,
+        recorded_at: Timestamp,
+        signed: Option<&RecordedSignature>,
     ) -> Result<SubmitOutcome, SubmitError> {
         let movement_stream_id = match message.mrn() {
             Some(mrn) => Some(stream_id(movement_stream(mrn))?),
@@ -223,10 +317,7 @@ impl Ledger {
             }
             None => (None, None),
         };
-        let ctx = Context {
-            recorded_at: Timestamp::from_unix_millis(self.clock.now_millis())
-                .map_err(|e| SubmitError::Invalid(e.to_string()))?,
-        };
+        let ctx = Context { recorded_at };
         let decision =
             decide(message, &movement, guarantee.as_ref(), &ctx).map_err(SubmitError::Rejected)?;
         let (movement_events, guarantee_events, meta) = match decision {
@@ -247,6 +338,7 @@ impl Ledger {
             content_type,
             digest: hex::encode(message.content_digest()),
             raw,
+            signed,
             first_event: None,
         };
         let mut appends = Vec::new();
@@ -501,27 +593,196 @@ impl Recordable for GuaranteeEvent {
     }
 }
 
-/// The submission as received, kept in the metadata of the first event it produced; the
-/// other events of the same append point at that one.
+/// The content type of a JSON submission, as recorded.
+const JSON: &str = "application/json";
+/// The content type of an XML submission, as recorded.
+const XML: &str = "application/xml";
+
+/// Parses a submission's bytes as `content_type` (`application/json` or `application/xml`)
+/// through the same limits whatever carried it: the HTTP API, the broker gateway, `transit-ledger
+/// sign` and the offline re-check of recorded submissions.
+pub fn decode_message(content_type: &str, bytes: &[u8]) -> Result<InboundMessage, SubmitError> {
+    match content_type {
+        JSON => {
+            if bytes.len() > MESSAGE_BYTES_MAX {
+                return Err(SubmitError::Malformed(format!(
+                    "message of {} bytes; at most {MESSAGE_BYTES_MAX}",
+                    bytes.len()
+                )));
+            }
+            serde_json::from_slice(bytes).map_err(|e| SubmitError::Malformed(e.to_string()))
+        }
+        XML => transit_xml::decode_inbound(bytes).map_err(|e| match e.code() {
+            "MALFORMED" => SubmitError::Malformed(e.to_string()),
+            _ => SubmitError::Invalid(e.to_string()),
+        }),
+        other => Err(SubmitError::Malformed(format!(
+            "content type {other:?}: only {JSON} and {XML} are submissions"
+        ))),
+    }
+}
+
+/// The submission kept, exactly as received, in the metadata of the first event it produced
+/// (`{"submission": {...}}`; the other events of the same append carry only `messageId`,
+/// `sha256` and `recordedWith`, the first event's id). It is part of the record, so the Merkle
+/// leaf covers it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordedSubmission {
+    /// The message's id.
+    pub message_id: String,
+    /// `application/json` or `application/xml`: how to read `body`.
+    pub content_type: String,
+    /// Hex SHA-256 of the message's canonical JSON (its content digest, as in every event's
+    /// `meta.messageDigest`).
+    pub sha256: String,
+    /// The bytes received, standard base64.
+    pub body: String,
+    /// The signature that was checked when the submission was recorded; absent when the
+    /// ledger ran without a key registry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<RecordedSignature>,
+}
+
+/// A submission's signature as recorded: enough to re-check it years later with no registry.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordedSignature {
+    /// The registry key that signed (`keyId`).
+    pub key_id: String,
+    /// Always `Ed25519`.
+    pub algorithm: String,
+    /// The key's public key when it signed, standard base64 of 32 bytes.
+    pub public_key: String,
+    /// The signature over the submission's signing bytes, standard base64 of 64 bytes.
+    pub signature: String,
+}
+
+impl RecordedSignature {
+    /// The signature as checked ([`SubmissionSignature`]) and the public key bytes.
+    pub fn decode(&self) -> Result<(SubmissionSignature, [u8; 32]), String> {
+        use base64::engine::general_purpose::STANDARD;
+        if self.algorithm != transit_auth::ALGORITHM {
+            return Err(format!("algorithm {:?} is not Ed25519", self.algorithm));
+        }
+        let key_id = self
+            .key_id
+            .parse()
+            .map_err(|e| format!("keyId {:?}: {e}", self.key_id))?;
+        let public_key: [u8; 32] = STANDARD
+            .decode(&self.public_key)
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| "publicKey is not base64 of 32 bytes".to_owned())?;
+        let signature: [u8; 64] = STANDARD
+            .decode(&self.signature)
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| "signature is not base64 of 64 bytes".to_owned())?;
+        Ok((SubmissionSignature { key_id, signature }, public_key))
+    }
+}
+
+/// A recorded submission read back and checked: see [`RecordedSubmission::check`].
+#[derive(Clone, Debug)]
+pub struct CheckedSubmission {
+    /// The message, parsed again from the recorded bytes.
+    pub message: InboundMessage,
+    /// The signature and the public key it verified with, when one was recorded.
+    pub signature: Option<(SubmissionSignature, [u8; 32])>,
+}
+
+impl RecordedSubmission {
+    /// The submission held by an event's metadata: `None` for an event that only points at the
+    /// event holding it (`recordedWith`), or whose metadata holds no submission.
+    pub fn from_metadata(metadata: &[u8]) -> Result<Option<Self>, String> {
+        #[derive(Deserialize)]
+        struct Envelope {
+            submission: Option<serde_json::Value>,
+        }
+        let Ok(envelope) = serde_json::from_slice::<Envelope>(metadata) else {
+            return Ok(None);
+        };
+        let Some(submission) = envelope.submission else {
+            return Ok(None);
+        };
+        if submission.get("recordedWith").is_some() {
+            return Ok(None);
+        }
+        serde_json::from_value(submission)
+            .map(Some)
+            .map_err(|e| format!("the recorded submission does not read: {e}"))
+    }
+
+    /// Re-reads the recorded bytes as the ledger did, checks that their content digest is the
+    /// recorded one, and that the recorded signature (if any) verifies over them with the
+    /// recorded public key. Nothing else is needed: no registry, no clock.
+    pub fn check(&self) -> Result<CheckedSubmission, String> {
+        use base64::engine::general_purpose::STANDARD;
+        let raw = STANDARD
+            .decode(&self.body)
+            .map_err(|e| format!("the recorded body is not base64: {e}"))?;
+        let message = decode_message(&self.content_type, &raw)
+            .map_err(|e| format!("the recorded body no longer reads as a message: {e}"))?;
+        let digest = hex::encode(message.content_digest());
+        if digest != self.sha256 {
+            return Err(format!(
+                "the recorded body's content digest is {digest}, the recorded sha256 is {}",
+                self.sha256
+            ));
+        }
+        if message.message_id.as_str() != self.message_id {
+            return Err(format!(
+                "the recorded body is message {}, the metadata names {}",
+                message.message_id, self.message_id
+            ));
+        }
+        let signature = match &self.signature {
+            None => None,
+            Some(recorded) => {
+                let (sig, public_key) = recorded
+                    .decode()
+                    .map_err(|e| format!("the recorded signature does not read: {e}"))?;
+                if !transit_auth::verify_detached(&public_key, &message, &sig) {
+                    return Err(format!(
+                        "the recorded signature by key {} does not verify over the recorded \
+                         submission with the recorded public key",
+                        sig.key_id
+                    ));
+                }
+                Some((sig, public_key))
+            }
+        };
+        Ok(CheckedSubmission { message, signature })
+    }
+}
+
+/// The submission as received, being written into the metadata of the first event it
+/// produced; the other events of the same append point at that one.
 struct Submission<'a> {
     message_id: &'a str,
     content_type: &'a str,
     digest: String,
     raw: &'a [u8],
+    signed: Option<&'a RecordedSignature>,
     first_event: Option<EventId>,
 }
 
 impl Submission<'_> {
     fn metadata(&mut self, event_id: EventId) -> Vec<u8> {
+        // The fields in the order they always had (and `signature` left out when absent), so
+        // an unsigned submission is recorded byte for byte as before signatures existed.
         let value = match self.first_event {
             None => {
                 self.first_event = Some(event_id);
-                serde_json::json!({ "submission": {
-                    "messageId": self.message_id,
-                    "contentType": self.content_type,
-                    "sha256": self.digest,
-                    "body": base64::engine::general_purpose::STANDARD.encode(self.raw),
-                }})
+                let recorded = RecordedSubmission {
+                    message_id: self.message_id.to_owned(),
+                    content_type: self.content_type.to_owned(),
+                    sha256: self.digest.clone(),
+                    body: base64::engine::general_purpose::STANDARD.encode(self.raw),
+                    signature: self.signed.cloned(),
+                };
+                serde_json::json!({ "submission": recorded })
             }
             Some(first) => serde_json::json!({ "submission": {
                 "messageId": self.message_id,

@@ -1,15 +1,22 @@
 //! The projection runner: follows the log and keeps the read models (the three views of
-//! `transit-views` and the fraud-signal engine) up to date, in memory, for the GraphQL API.
+//! `transit-views` and the fraud-signal engine) up to date for the GraphQL API.
 //!
-//! This first runner keeps everything in memory and rebuilds from position 0 at every start;
-//! storing the views on disk with the position they reflect (so a restart resumes instead of
-//! replaying) comes later. The projection logic itself is pure and lives in `projections/`:
-//! the runner only decodes store records into [`LedgerEvent`]s, applies them in order, ticks
-//! the signal engine's deadline rules with the ledger [`Clock`], and publishes what changed on
-//! bounded broadcast channels for subscriptions.
+//! The views live in memory, and are stored on disk with the log position they reflect
+//! ([`crate::snapshot`]) every [`SnapshotPolicy::every_events`] events or
+//! [`SnapshotPolicy::interval`], and when the runner stops; a restart loads the snapshot and
+//! replays the log from its position, so no event is applied twice or skipped. The projection
+//! logic itself is pure and lives in `projections/`: the runner only decodes store records
+//! into [`LedgerEvent`]s, applies them in order, runs the signal engine's deadline rules, and
+//! publishes what changed on bounded broadcast channels for subscriptions.
+//!
+//! Time in the views comes from the log, so a rebuild reaches the same state as the live
+//! runner: before each event the deadline rules are run up to the event's `recorded_at`, and
+//! between events the runner runs them up to the ledger clock minus [`DEADLINE_GRACE`] (an
+//! event recorded just before a deadline but still being written is seen first).
 
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use fraud_signals::{FraudConfig, Signal, SignalChange, SignalEngine};
 use futures::StreamExt;
@@ -28,9 +35,59 @@ pub const UPDATES_CHANNEL_CAPACITY: usize = 1024;
 pub const TICK_INTERVAL: Duration = Duration::from_secs(1);
 /// How long the runner waits before resubscribing after the feed failed.
 pub const RESUBSCRIBE_DELAY: Duration = Duration::from_millis(500);
+/// How far behind the ledger clock the deadline rules run between events.
+pub const DEADLINE_GRACE: Duration = Duration::from_secs(5);
+/// Default: store the views after this many new events...
+pub const SNAPSHOT_EVERY_EVENTS: u64 = 1_000_000;
+/// ...or after this long, whichever comes first (when anything changed).
+pub const SNAPSHOT_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Where the views are stored, and how often.
+#[derive(Debug, Clone)]
+pub struct SnapshotPolicy {
+    /// The folder of the snapshot file.
+    pub dir: PathBuf,
+    /// Store after this many events applied since the last snapshot.
+    pub every_events: u64,
+    /// Store after this long since the last snapshot, if any event was applied.
+    pub interval: Duration,
+}
+
+impl SnapshotPolicy {
+    /// The default policy, storing in `dir`.
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        SnapshotPolicy {
+            dir: dir.into(),
+            every_events: SNAPSHOT_EVERY_EVENTS,
+            interval: SNAPSHOT_INTERVAL,
+        }
+    }
+}
+
+/// The state hash of each view, hex: equal hashes mean equal views.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ViewHashes {
+    /// The regional transit database.
+    pub movements: String,
+    /// Guarantee exposure.
+    pub exposure: String,
+    /// Corridor analytics.
+    pub corridors: String,
+    /// Fraud signals.
+    pub signals: String,
+}
+
+impl std::fmt::Display for ViewHashes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "movements  {}", self.movements)?;
+        writeln!(f, "exposure   {}", self.exposure)?;
+        writeln!(f, "corridors  {}", self.corridors)?;
+        write!(f, "signals    {}", self.signals)
+    }
+}
 
 /// The read models, updated together so that a reader sees all of them at one position.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct Views {
     /// The regional transit database.
     pub movements: MovementsView,
@@ -130,30 +187,71 @@ impl Views {
     fn apply(&mut self, record: &RecordedEvent) -> Result<Applied, DecodeError> {
         let decoded = decode(record)?;
         let position = record.position;
-        let mut applied = Applied::default();
-        let ev = match &decoded {
-            Decoded::Movement { mrn, meta, event } => {
-                applied
-                    .signals
-                    .extend(self.signals.apply(position, mrn, meta, event));
-                LedgerEvent::Movement {
-                    position,
-                    mrn,
-                    meta,
-                    event,
-                }
-            }
-            Decoded::Guarantee { grn, meta, event } => LedgerEvent::Guarantee {
+        Ok(match &decoded {
+            Decoded::Movement { mrn, meta, event } => self.apply_event(&LedgerEvent::Movement {
+                position,
+                mrn,
+                meta,
+                event,
+            }),
+            Decoded::Guarantee { grn, meta, event } => self.apply_event(&LedgerEvent::Guarantee {
                 position,
                 grn,
                 meta,
                 event,
-            },
+            }),
+        })
+    }
+
+    fn apply_event(&mut self, ev: &LedgerEvent<'_>) -> Applied {
+        let mut applied = Applied::default();
+        // Deadlines that fell before this event was recorded are judged first, as they were
+        // (or would have been) live.
+        let meta = match ev {
+            LedgerEvent::Movement { meta, .. } | LedgerEvent::Guarantee { meta, .. } => *meta,
         };
-        applied.movements = self.movements.apply(&ev);
-        self.exposure.apply(&ev);
-        self.corridors.apply(&ev);
-        Ok(applied)
+        applied.signals.extend(self.signals.tick(meta.recorded_at));
+        if let LedgerEvent::Movement {
+            position,
+            mrn,
+            meta,
+            event,
+        } = *ev
+        {
+            applied
+                .signals
+                .extend(self.signals.apply(position, mrn, meta, event));
+        }
+        applied.movements = self.movements.apply(ev);
+        self.exposure.apply(ev);
+        self.corridors.apply(ev);
+        applied
+    }
+
+    /// Applies one record, for a rebuild: what changed is not needed.
+    pub fn apply_record(&mut self, record: &RecordedEvent) -> Result<(), DecodeError> {
+        self.apply(record).map(|_| ())
+    }
+
+    /// Applies one already decoded event (benchmarks load views this way, without a log).
+    pub fn apply_decoded(&mut self, ev: &LedgerEvent<'_>) {
+        self.apply_event(ev);
+    }
+
+    /// Runs the deadline rules up to `now` (the runner passes the clock minus
+    /// [`DEADLINE_GRACE`]).
+    pub fn tick(&mut self, now: Timestamp) -> Vec<SignalChange> {
+        self.signals.tick(now)
+    }
+
+    /// The state hash of each view.
+    pub fn hashes(&self) -> ViewHashes {
+        ViewHashes {
+            movements: hex::encode(self.movements.state_hash()),
+            exposure: hex::encode(self.exposure.state_hash()),
+            corridors: hex::encode(self.corridors.state_hash()),
+            signals: hex::encode(self.signals.state_hash()),
+        }
     }
 }
 
@@ -202,6 +300,9 @@ pub struct Projections {
     movements_tx: broadcast::Sender<Change>,
     signals_tx: broadcast::Sender<Signal>,
     clock: Arc<dyn Clock>,
+    snapshots: Option<SnapshotPolicy>,
+    /// The position of the last snapshot written or loaded, and when.
+    last_snapshot: parking_lot::Mutex<(u64, Instant)>,
 }
 
 impl std::fmt::Debug for Projections {
@@ -212,19 +313,116 @@ impl std::fmt::Debug for Projections {
     }
 }
 
+/// How the views were set up at start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Restored {
+    /// No snapshot yet: the views are rebuilt from position 0.
+    Empty,
+    /// Loaded a snapshot reflecting this many events; the rest is replayed.
+    Snapshot {
+        /// Events the snapshot reflects.
+        position: u64,
+    },
+    /// A snapshot was found but could not be used (set aside), so the views are rebuilt.
+    Unusable {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// The log's Merkle root over its first `size` events.
+async fn root_at(store: &dyn EventStore, size: u64) -> Result<[u8; 32], String> {
+    let proof = store
+        .consistency_proof(size, size)
+        .await
+        .map_err(|e| e.to_string())?;
+    let bytes = hex::decode(&proof.old_root).map_err(|e| e.to_string())?;
+    <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| "root is not 32 bytes".to_owned())
+}
+
 impl Projections {
-    /// Empty views, reflecting nothing yet; [`Projections::run`] fills them.
+    /// Empty views, reflecting nothing yet and never stored; [`Projections::run`] fills them.
     pub fn new(clock: Arc<dyn Clock>) -> Arc<Projections> {
-        let (applied_tx, _) = watch::channel(0);
+        Self::with_views(clock, Views::default(), 0, None)
+    }
+
+    /// Views built elsewhere (a rebuild, a benchmark) reflecting `position` events, not stored.
+    pub fn from_views(clock: Arc<dyn Clock>, views: Views, position: u64) -> Arc<Projections> {
+        Self::with_views(clock, views, position, None)
+    }
+
+    fn with_views(
+        clock: Arc<dyn Clock>,
+        views: Views,
+        position: u64,
+        snapshots: Option<SnapshotPolicy>,
+    ) -> Arc<Projections> {
+        let (applied_tx, _) = watch::channel(position);
         let (movements_tx, _) = broadcast::channel(UPDATES_CHANNEL_CAPACITY);
         let (signals_tx, _) = broadcast::channel(UPDATES_CHANNEL_CAPACITY);
         Arc::new(Projections {
-            views: RwLock::new(Views::default()),
+            views: RwLock::new(views),
             applied_tx,
             movements_tx,
             signals_tx,
             clock,
+            snapshots,
+            last_snapshot: parking_lot::Mutex::new((position, Instant::now())),
         })
+    }
+
+    /// Views stored under `policy.dir`: loads the snapshot there when it matches `store`
+    /// (same Merkle root at its position, same format and fraud configuration), otherwise
+    /// sets it aside and starts empty. [`Projections::run`] continues from there.
+    pub async fn open(
+        clock: Arc<dyn Clock>,
+        store: &dyn EventStore,
+        policy: SnapshotPolicy,
+    ) -> (Arc<Projections>, Restored) {
+        let dir = policy.dir.clone();
+        let loaded = tokio::task::spawn_blocking(move || crate::snapshot::read(&dir))
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string()).into()));
+        let unusable = |reason: String| {
+            tracing::warn!(%reason, "views snapshot unusable; rebuilding from position 0");
+            if let Err(e) = crate::snapshot::set_aside(&policy.dir) {
+                tracing::warn!(error = %e, "could not set the unusable snapshot aside");
+            }
+            Restored::Unusable { reason }
+        };
+        let (views, position, restored) = match loaded {
+            Ok(None) => (Views::default(), 0, Restored::Empty),
+            Err(e) => (Views::default(), 0, unusable(e.to_string())),
+            Ok(Some(snap)) => {
+                let head = store.head();
+                let check = if snap.position > head {
+                    Err(format!(
+                        "it reflects {} events but the log holds {head}",
+                        snap.position
+                    ))
+                } else if snap.views.signals.config() != &FraudConfig::default() {
+                    Err("it was built with another fraud configuration".to_owned())
+                } else {
+                    match root_at(store, snap.position).await {
+                        Ok(root) if root == snap.root => Ok(()),
+                        Ok(_) => Err(format!(
+                            "the log's Merkle root at {} differs from the snapshot's: it was built from another log",
+                            snap.position
+                        )),
+                        Err(e) => Err(e),
+                    }
+                };
+                match check {
+                    Ok(()) => {
+                        let position = snap.position;
+                        (snap.views, position, Restored::Snapshot { position })
+                    }
+                    Err(reason) => (Views::default(), 0, unusable(reason)),
+                }
+            }
+        };
+        let projections = Self::with_views(clock, views, position, Some(policy));
+        (projections, restored)
     }
 
     /// The number of log events the views reflect: positions `0..caught_up_to()`.
@@ -296,17 +494,77 @@ impl Projections {
         self.publish(applied);
     }
 
-    fn tick(&self) {
-        let now = self.now();
-        let changes = self.views.write().signals.tick(now);
+    /// Runs the deadline rules up to the ledger clock minus [`DEADLINE_GRACE`].
+    pub fn tick(&self) {
+        let grace = i64::try_from(DEADLINE_GRACE.as_millis()).unwrap_or(i64::MAX);
+        let Ok(now) = Timestamp::from_unix_millis(self.clock.now_millis().saturating_sub(grace))
+        else {
+            return;
+        };
+        let changes = self.views.write().tick(now);
         self.publish(Applied {
             movements: Vec::new(),
             signals: changes,
         });
     }
 
-    /// Follows the log from position 0 until `stop` turns true: applies each event, and runs
-    /// the deadline rules every [`TICK_INTERVAL`].
+    fn snapshot_due(&self) -> bool {
+        let Some(policy) = &self.snapshots else {
+            return false;
+        };
+        let (position, at) = *self.last_snapshot.lock();
+        let applied = self.caught_up_to();
+        applied > position
+            && (applied - position >= policy.every_events || at.elapsed() >= policy.interval)
+    }
+
+    /// Stores the views with the position they reflect, if anything changed since the last
+    /// snapshot. Called by the runner between events (never concurrently with an apply).
+    pub async fn snapshot_now(
+        self: &Arc<Self>,
+        store: &dyn EventStore,
+    ) -> Result<Option<crate::snapshot::Written>, crate::snapshot::SnapshotError> {
+        let Some(policy) = self.snapshots.clone() else {
+            return Ok(None);
+        };
+        let position = self.caught_up_to();
+        if position == 0 || position == self.last_snapshot.lock().0 {
+            return Ok(None);
+        }
+        let root = root_at(store, position)
+            .await
+            .map_err(crate::snapshot::SnapshotError::Damaged)?;
+        let this = self.clone();
+        let written = tokio::task::spawn_blocking(move || {
+            let views = this.views.read();
+            crate::snapshot::write(&policy.dir, position, &root, &views)
+        })
+        .await
+        .map_err(|e| std::io::Error::other(e.to_string()))??;
+        *self.last_snapshot.lock() = (position, Instant::now());
+        tracing::info!(
+            position,
+            bytes = written.bytes,
+            encode_ms = written.encode.as_millis() as u64,
+            write_ms = written.write.as_millis() as u64,
+            "views stored"
+        );
+        Ok(Some(written))
+    }
+
+    async fn snapshot_if_due(self: &Arc<Self>, store: &dyn EventStore) {
+        if self.snapshot_due() {
+            if let Err(e) = self.snapshot_now(store).await {
+                // The views stay correct in memory; the next attempt or a replay recovers.
+                tracing::error!(error = %e, "could not store the views");
+                *self.last_snapshot.lock() = (self.last_snapshot.lock().0, Instant::now());
+            }
+        }
+    }
+
+    /// Follows the log from [`Projections::caught_up_to`] until `stop` turns true: applies
+    /// each event, runs the deadline rules every [`TICK_INTERVAL`], stores the views as the
+    /// [`SnapshotPolicy`] says, and once more when stopping.
     pub async fn run(self: Arc<Self>, store: Arc<dyn EventStore>, mut stop: watch::Receiver<bool>) {
         let mut ticks = tokio::time::interval(TICK_INTERVAL);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -316,12 +574,18 @@ impl Projections {
                 tokio::select! {
                     changed = stop.changed() => {
                         if changed.is_err() || *stop.borrow() {
-                            return;
+                            break 'subscriptions;
                         }
                     }
-                    _ = ticks.tick() => self.tick(),
+                    _ = ticks.tick() => {
+                        self.tick();
+                        self.snapshot_if_due(&*store).await;
+                    }
                     next = feed.next() => match next {
-                        Some(Ok(record)) => self.apply(&record),
+                        Some(Ok(record)) => {
+                            self.apply(&record);
+                            self.snapshot_if_due(&*store).await;
+                        }
                         Some(Err(e)) => {
                             tracing::warn!(error = %e, "projection feed failed; resubscribing");
                             tokio::time::sleep(RESUBSCRIBE_DELAY).await;
@@ -330,11 +594,47 @@ impl Projections {
                         None => {
                             // The store closed the feed (shutting down): wait for the stop.
                             let _ = stop.wait_for(|s| *s).await;
-                            return;
+                            break 'subscriptions;
                         }
                     },
                 }
             }
         }
+        if let Err(e) = self.snapshot_now(&*store).await {
+            tracing::error!(error = %e, "could not store the views at stop");
+        }
     }
+}
+
+/// Rebuilds every view from position 0 of `store`, reading pages of `page` events;
+/// `progress` is called after each page with the number of events applied. Memory holds the
+/// views and one page.
+pub async fn rebuild(
+    store: &dyn EventStore,
+    page: usize,
+    mut progress: impl FnMut(u64),
+) -> Result<Views, RebuildError> {
+    let mut views = Views::default();
+    let mut from = 0;
+    loop {
+        let records = store.read_all(from, page).await?;
+        let Some(last) = records.last() else { break };
+        from = last.position + 1;
+        for record in &records {
+            views.apply(record)?;
+        }
+        progress(from);
+    }
+    Ok(views)
+}
+
+/// Why a rebuild stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum RebuildError {
+    /// Reading the log failed.
+    #[error(transparent)]
+    Store(#[from] ledger_store::StoreError),
+    /// An event did not decode.
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
 }

@@ -1,8 +1,12 @@
 //! The interconnection end to end, against the real ActiveMQ broker started by
 //! `ops/activemq.sh`: a whole Lomé -> Cinkassé -> Ouagadougou journey sent as XML over STOMP,
 //! the events in the ledger, the notifications on each office's queue; duplicates; refusals
-//! with functional errors and dead letters; and a Java JMS client on both ends.
+//! with functional errors and dead letters, unsigned and badly signed messages among them; and
+//! a Java JMS client on both ends. Messages are signed with the development keys and carry the
+//! signature in the `transitSignature` property, as a national system would.
 #![allow(clippy::unwrap_used)]
+
+mod common;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -11,6 +15,7 @@ use broker_tests::{
     ack, connect_stomp, ensure_broker, jms_receive, jms_send, next_message, send_text,
     subscribe_individual, BrokerAddrs, StompMessage,
 };
+use common::{dev_registry, dev_signature};
 use ledger_store::file::{FileStore, FileStoreConfig};
 use ledger_store::{Clock, EventStore, ManualClock, StreamId};
 use tempfile::TempDir;
@@ -19,6 +24,7 @@ use transit_contract::events::{guarantee_stream, movement_stream};
 use transit_contract::fixtures;
 use transit_contract::ids::{CountryCode, Timestamp};
 use transit_contract::messages::InboundMessage;
+use transit_contract::messages::Sender;
 use transit_ledger::broker::BrokerConfig;
 
 const BASE_MS: i64 = 1_780_000_000_000;
@@ -49,16 +55,15 @@ impl Node {
         let clock: Arc<dyn Clock> = clock;
         let served_store = store.clone();
         let served_config = Arc::new(config.clone());
+        let options = transit_ledger::cli::ServeOptions {
+            registry: Some(dev_registry()),
+            broker: Some(served_config),
+            views: None,
+        };
         let task = tokio::spawn(async move {
-            transit_ledger::cli::serve_with(
-                listener,
-                served_store,
-                clock,
-                Some(served_config),
-                async {
-                    let _ = stopped.await;
-                },
-            )
+            transit_ledger::cli::serve_with(listener, served_store, clock, options, async {
+                let _ = stopped.await;
+            })
             .await
             .unwrap();
         });
@@ -76,20 +81,25 @@ impl Node {
         self.config.inbound_queue(&m.sender.country)
     }
 
+    /// Sends `m` as XML, signed with its sender country's development key.
     async fn send(&self, m: &InboundMessage) {
+        self.send_signed(m, Some(&dev_signature(m))).await;
+    }
+
+    /// Sends `m` as XML with this `transitSignature` property (or none).
+    async fn send_signed(&self, m: &InboundMessage, signature: Option<&str>) {
         let mut conn = connect_stomp(&self.addrs).await.unwrap();
         let xml = String::from_utf8(transit_xml::encode_inbound(m)).unwrap();
-        send_text(
-            &mut conn,
-            &self.inbound(m),
-            &[
-                ("transitMessageId", m.message_id.as_str()),
-                ("type", m.kind()),
-            ],
-            &xml,
-        )
-        .await
-        .unwrap();
+        let mut headers = vec![
+            ("transitMessageId", m.message_id.as_str()),
+            ("type", m.kind()),
+        ];
+        if let Some(signature) = signature {
+            headers.push((transit_auth::BROKER_PROPERTY, signature));
+        }
+        send_text(&mut conn, &self.inbound(m), &headers, &xml)
+            .await
+            .unwrap();
     }
 
     async fn send_raw(&self, country: &str, body: &str) {
@@ -339,6 +349,7 @@ async fn a_java_jms_client_declares_and_another_receives_the_notification() {
     let queue = node.inbound(&j.declaration);
     for m in [&j.guarantee_registration, &j.declaration, &j.release] {
         let xml = String::from_utf8(transit_xml::encode_inbound(m)).unwrap();
+        let signature = dev_signature(m);
         jms_send(
             &node.addrs,
             &queue,
@@ -346,6 +357,7 @@ async fn a_java_jms_client_declares_and_another_receives_the_notification() {
             &[
                 ("JMSType", m.kind()),
                 ("transitMessageId", m.message_id.as_str()),
+                (transit_auth::BROKER_PROPERTY, &signature),
             ],
         )
         .await
@@ -394,6 +406,81 @@ async fn a_crossing_reported_before_the_declaration_reaches_departure_once_it_is
     assert!(
         !notice.declared_office,
         "recorded before the declaration: not known as declared"
+    );
+    node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsigned_badly_signed_and_forbidden_messages_are_dead_lettered_and_signed_ones_recorded() {
+    let node = Node::start().await;
+    let tg: CountryCode = "TG".parse().unwrap();
+    let j = fixtures::journey(base(), 27);
+    // The registration without a signature, then with the signature of another message; both
+    // share the registration's lane, so they are judged before the signed one that follows.
+    node.send_signed(&j.guarantee_registration, None).await;
+    node.send_signed(
+        &j.guarantee_registration,
+        Some(&dev_signature(&j.declaration)),
+    )
+    .await;
+    for m in [&j.guarantee_registration, &j.declaration, &j.release] {
+        node.send(m).await;
+    }
+    let types = node.wait_for(movement_stream(&j.mrn), 3).await;
+    assert_eq!(types[0], "TransitDeclared");
+    let head = node.store.head();
+    // Togo's system, signed with Togo's key, reports the entry at the Burkinabè side of
+    // Cinkassé: authenticated, but not Togo's to record.
+    let mut crossing = j.crossings[1].clone();
+    crossing.sender = Sender {
+        country: tg.clone(),
+        office: fixtures::CINKASSE_TG.parse().unwrap(),
+    };
+    node.send(&crossing).await;
+    let errors = node.receive(&node.config.error_queue(&tg), 3).await;
+    let mut codes: Vec<String> = errors
+        .iter()
+        .map(|m| {
+            let reply = transit_xml::decode_outbound(&m.body).unwrap();
+            let transit_xml::OutboundMessage::FunctionalError(e) = reply else {
+                panic!("not a functional error");
+            };
+            assert_eq!(m.header("transitRejectionCode"), Some(e.code.as_str()));
+            assert!(!e.reason.is_empty());
+            e.code.as_str().to_owned()
+        })
+        .collect();
+    codes.sort();
+    assert_eq!(
+        codes,
+        ["BAD_SIGNATURE", "FORBIDDEN_OFFICE", "MISSING_SIGNATURE"]
+    );
+    let dlq = transit_ledger::broker::dead_letter_queue(&node.config.inbound_queue(&tg));
+    let dead = node.receive(&dlq, 3).await;
+    for m in &dead {
+        let code = m.header("transitRejectionCode").unwrap();
+        assert!(!m
+            .header("transitRejectionReason")
+            .unwrap_or_default()
+            .is_empty());
+        // The original is kept whole, with its signature when it had one.
+        assert_eq!(
+            m.header(transit_auth::BROKER_PROPERTY).is_some(),
+            code != "MISSING_SIGNATURE",
+            "{:?}",
+            m.headers
+        );
+    }
+    assert_eq!(node.store.head(), head, "nothing appended by the refusals");
+    assert_eq!(
+        node.stream_types(movement_stream(&j.mrn)).await.len(),
+        3,
+        "the forbidden crossing was not recorded"
+    );
+    assert_eq!(
+        node.stream_types(guarantee_stream(&j.grn)).await,
+        ["GuaranteeRegistered", "GuaranteeExposureReserved"],
+        "the signed registration was recorded once"
     );
     node.stop().await;
 }

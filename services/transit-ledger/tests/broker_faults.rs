@@ -4,12 +4,15 @@
 //! checkpoint. This test stops the shared broker, so it lives alone in its test binary.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::collections::HashSet;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use broker_tests::{connect_stomp, ensure_broker, repo_root, send_text, BrokerAddrs};
+use common::{dev_registry, dev_signature};
 use ledger_store::file::{FileStore, FileStoreConfig};
 use ledger_store::{Clock, EventStore, SystemClock};
 use tokio::sync::oneshot;
@@ -33,16 +36,21 @@ fn broker_script(action: &str) {
     );
 }
 
-/// Sends one message, reconnecting and resending until the broker confirms it. A resend of a
-/// message the broker had in fact stored is a duplicate, which the ledger must absorb.
-async fn send_until_stored(addrs: &BrokerAddrs, queue: &str, body: &str) -> u32 {
+/// Sends one signed message, reconnecting and resending until the broker confirms it. A resend
+/// of a message the broker had in fact stored is a duplicate, which the ledger must absorb.
+async fn send_until_stored(
+    addrs: &BrokerAddrs,
+    queue: &str,
+    (body, signature): &(String, String),
+) -> u32 {
     let mut attempts = 0;
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         attempts += 1;
         let sent = async {
             let mut conn = connect_stomp(addrs).await?;
-            send_text(&mut conn, queue, &[], body).await
+            let headers = [(transit_auth::BROKER_PROPERTY, signature.as_str())];
+            send_text(&mut conn, queue, &headers, body).await
         }
         .await;
         if sent.is_ok() {
@@ -66,8 +74,13 @@ async fn a_broker_restart_mid_stream_loses_nothing_and_doubles_nothing() {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let served = store.clone();
     let broker = Arc::new(config);
+    let options = transit_ledger::cli::ServeOptions {
+        registry: Some(dev_registry()),
+        broker: Some(broker),
+        views: None,
+    };
     let node = tokio::spawn(async move {
-        transit_ledger::cli::serve_with(listener, served, clock, Some(broker), async {
+        transit_ledger::cli::serve_with(listener, served, clock, options, async {
             let _ = stopped.await;
         })
         .await
@@ -81,10 +94,11 @@ async fn a_broker_restart_mid_stream_loses_nothing_and_doubles_nothing() {
     )
     .unwrap();
     // Guarantee registrations: one event each, so the log counts messages exactly.
-    let bodies: Vec<String> = (0..MESSAGES)
+    let bodies: Vec<(String, String)> = (0..MESSAGES)
         .map(|i| {
             let m = fixtures::journey(base, 1000 + i).guarantee_registration;
-            String::from_utf8(transit_xml::encode_inbound(&m)).unwrap()
+            let xml = String::from_utf8(transit_xml::encode_inbound(&m)).unwrap();
+            (xml, dev_signature(&m))
         })
         .collect();
     let mut resends = 0;

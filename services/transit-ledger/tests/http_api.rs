@@ -2,92 +2,14 @@
 //! Ouagadougou journey, duplicates, conflicts, rejections, reads, checkpoints and proofs.
 #![allow(clippy::unwrap_used)]
 
-use std::sync::Arc;
+mod common;
 
-use ledger_store::file::{FileStore, FileStoreConfig};
-use ledger_store::{Clock, ManualClock};
+use common::{base, Server, BASE_MS};
 use reqwest::StatusCode;
-use serde_json::{json, Value};
-use tempfile::TempDir;
-use tokio::sync::oneshot;
+use serde_json::json;
 use transit_contract::fixtures;
 use transit_contract::ids::Timestamp;
-use transit_contract::messages::{InboundMessage, MessageBody};
-
-const BASE_MS: i64 = 1_780_000_000_000; // 2026-05-28
-
-struct Server {
-    base: String,
-    client: reqwest::Client,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<()>>,
-    _dir: TempDir,
-}
-
-impl Server {
-    async fn start() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let clock = Arc::new(ManualClock::new(BASE_MS + 60_000));
-        let mut config = FileStoreConfig::new(dir.path());
-        config.clock = clock.clone();
-        let store = Arc::new(FileStore::open(config).unwrap());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let clock: Arc<dyn Clock> = clock;
-        let task = tokio::spawn(async move {
-            transit_ledger::cli::serve(listener, store, clock, async {
-                let _ = stopped.await;
-            })
-            .await
-            .unwrap();
-        });
-        Self {
-            base: format!("http://{addr}"),
-            client: reqwest::Client::new(),
-            stop: Some(stop),
-            task: Some(task),
-            _dir: dir,
-        }
-    }
-
-    async fn post_json(&self, body: Vec<u8>) -> (StatusCode, Value) {
-        let r = self
-            .client
-            .post(format!("{}/v1/messages", self.base))
-            .header("content-type", "application/json")
-            .body(body)
-            .send()
-            .await
-            .unwrap();
-        let status = r.status();
-        (status, r.json().await.unwrap())
-    }
-
-    async fn post(&self, m: &InboundMessage) -> (StatusCode, Value) {
-        self.post_json(serde_json::to_vec(m).unwrap()).await
-    }
-
-    async fn get(&self, path: &str) -> (StatusCode, Value) {
-        let r = self
-            .client
-            .get(format!("{}{path}", self.base))
-            .send()
-            .await
-            .unwrap();
-        let status = r.status();
-        (status, r.json().await.unwrap())
-    }
-
-    async fn stop(mut self) {
-        let _ = self.stop.take().unwrap().send(());
-        self.task.take().unwrap().await.unwrap();
-    }
-}
-
-fn base() -> Timestamp {
-    Timestamp::from_unix_millis(BASE_MS).unwrap()
-}
+use transit_contract::messages::MessageBody;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_whole_journey_is_recorded_in_order() {
@@ -95,7 +17,7 @@ async fn a_whole_journey_is_recorded_in_order() {
     let journey = fixtures::journey(base(), 1);
     let mut last_position = None;
     for m in journey.messages() {
-        let (status, body) = server.post(&m).await;
+        let (status, body) = server.submit(&m).await;
         assert_eq!(status, StatusCode::CREATED, "{} -> {body}", m.kind());
         assert_eq!(body["duplicate"], json!(false));
         for e in body["events"].as_array().unwrap() {
@@ -159,19 +81,19 @@ async fn a_whole_journey_is_recorded_in_order() {
 async fn duplicates_return_the_original_and_conflicts_are_refused() {
     let server = Server::start().await;
     let journey = fixtures::journey(base(), 2);
-    server.post(&journey.guarantee_registration).await;
-    server.post(&journey.declaration).await;
-    let (status, first) = server.post(&journey.release).await;
+    server.submit(&journey.guarantee_registration).await;
+    server.submit(&journey.declaration).await;
+    let (status, first) = server.submit(&journey.release).await;
     assert_eq!(status, StatusCode::CREATED);
     let (_, feed) = server.get("/v1/events?from=0&limit=1000").await;
     let head = feed["head"].as_u64().unwrap();
-    let (status, again) = server.post(&journey.release).await;
+    let (status, again) = server.submit(&journey.release).await;
     assert_eq!(status, StatusCode::OK, "{again}");
     assert_eq!(again["duplicate"], json!(true));
     assert_eq!(again["events"], first["events"]);
     let mut changed = journey.release.clone();
     changed.sent_at = Timestamp::from_unix_millis(BASE_MS + 1).unwrap();
-    let (status, body) = server.post(&changed).await;
+    let (status, body) = server.submit(&changed).await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     assert_eq!(body["error"]["code"], json!("MESSAGE_ID_CONFLICT"));
     let (_, feed) = server.get("/v1/events?from=0&limit=1000").await;
@@ -183,7 +105,9 @@ async fn duplicates_return_the_original_and_conflicts_are_refused() {
 async fn bad_input_gets_a_clear_error_and_nothing_is_appended() {
     let server = Server::start().await;
     let journey = fixtures::journey(base(), 3);
-    let (status, body) = server.post_json(b"{not json".to_vec()).await;
+    let (status, body) = server
+        .post_raw("application/json", b"{not json".to_vec(), None)
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["error"]["code"], json!("MALFORMED"));
     // An MRN whose check character is wrong never becomes a message.
@@ -193,7 +117,11 @@ async fn bad_input_gets_a_clear_error_and_nothing_is_appended() {
     let last = bad_mrn.pop().unwrap();
     bad_mrn.push(if last == '0' { '1' } else { '0' });
     let (status, body) = server
-        .post_json(text.replace(&mrn, &bad_mrn).into_bytes())
+        .post_raw(
+            "application/json",
+            text.replace(&mrn, &bad_mrn).into_bytes(),
+            None,
+        )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert!(
@@ -202,7 +130,7 @@ async fn bad_input_gets_a_clear_error_and_nothing_is_appended() {
     );
     let r = server
         .client
-        .post(format!("{}/v1/messages", server.base))
+        .post(server.url("/v1/messages"))
         .header("content-type", "text/plain")
         .body(text.clone())
         .send()
@@ -216,7 +144,7 @@ async fn bad_input_gets_a_clear_error_and_nothing_is_appended() {
         .build()
         .unwrap();
     let r = once
-        .post(format!("{}/v1/messages", server.base))
+        .post(server.url("/v1/messages"))
         .header("content-type", "application/json")
         .body(vec![b' '; 2 * 1024 * 1024])
         .send()
@@ -224,14 +152,14 @@ async fn bad_input_gets_a_clear_error_and_nothing_is_appended() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
     // Declaration before its guarantee is registered.
-    let (status, body) = server.post(&journey.declaration).await;
+    let (status, body) = server.submit(&journey.declaration).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     assert_eq!(body["error"]["code"], json!("GUARANTEE_UNKNOWN"));
     // Discharge without arrival.
-    server.post(&journey.guarantee_registration).await;
-    server.post(&journey.declaration).await;
-    server.post(&journey.release).await;
-    let (status, body) = server.post(&journey.discharge).await;
+    server.submit(&journey.guarantee_registration).await;
+    server.submit(&journey.declaration).await;
+    server.submit(&journey.release).await;
+    let (status, body) = server.submit(&journey.discharge).await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     assert_eq!(body["error"]["code"], json!("ARRIVAL_REQUIRED"));
     let (_, feed) = server.get("/v1/events?from=0&limit=1000").await;
@@ -254,7 +182,7 @@ async fn a_release_past_the_guarantee_is_refused() {
     let server = Server::start().await;
     // Many movements under one guarantee: the 4th release would pass 50,000,000 XOF.
     let shared = fixtures::journey(base(), 10);
-    server.post(&shared.guarantee_registration).await;
+    server.submit(&shared.guarantee_registration).await;
     let mut refused = 0;
     for serial in 10..16 {
         let j = fixtures::journey(base(), serial);
@@ -262,9 +190,9 @@ async fn a_release_past_the_guarantee_is_refused() {
         if let MessageBody::TransitDeclaration(d) = &mut declaration.body {
             d.guarantee = shared.grn.clone();
         }
-        let (status, body) = server.post(&declaration).await;
+        let (status, body) = server.submit(&declaration).await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
-        let (status, body) = server.post(&j.release).await;
+        let (status, body) = server.submit(&j.release).await;
         if status == StatusCode::UNPROCESSABLE_ENTITY {
             assert_eq!(body["error"]["code"], json!("GUARANTEE_EXCEEDED"));
             refused += 1;
@@ -286,7 +214,7 @@ async fn a_release_past_the_guarantee_is_refused() {
 async fn checkpoints_and_proofs_verify_against_the_ledger_key() {
     let server = Server::start().await;
     for m in fixtures::journey(base(), 4).messages() {
-        server.post(&m).await;
+        server.submit(&m).await;
     }
     let (status, body) = server.get("/v1/checkpoint").await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -355,16 +283,16 @@ async fn out_of_order_reports_are_recorded_with_an_anomaly_never_lost() {
     let server = Server::start().await;
     let journey = fixtures::journey(base(), 5);
     // The border post reports the crossing before the declaration reached the ledger.
-    let (status, body) = server.post(&journey.crossings[1]).await;
+    let (status, body) = server.submit(&journey.crossings[1]).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
-    server.post(&journey.guarantee_registration).await;
-    let (status, body) = server.post(&journey.declaration).await;
+    server.submit(&journey.guarantee_registration).await;
+    let (status, body) = server.submit(&journey.declaration).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
-    server.post(&journey.release).await;
+    server.submit(&journey.release).await;
     // Arrival before the Togolese exit crossing.
-    let (status, _) = server.post(&journey.arrival).await;
+    let (status, _) = server.submit(&journey.arrival).await;
     assert_eq!(status, StatusCode::CREATED);
-    let (status, _) = server.post(&journey.crossings[0]).await;
+    let (status, _) = server.submit(&journey.crossings[0]).await;
     assert_eq!(status, StatusCode::CREATED);
     let (_, body) = server
         .get(&format!("/v1/movements/{}/events", journey.mrn))
@@ -398,27 +326,18 @@ async fn out_of_order_reports_are_recorded_with_an_anomaly_never_lost() {
 async fn xml_submissions_take_the_same_path_as_json() {
     let server = Server::start().await;
     let journey = fixtures::journey(base(), 6);
-    let post_xml = |m: &InboundMessage| {
-        let body = transit_xml::encode_inbound(m);
-        server
-            .client
-            .post(format!("{}/v1/messages", server.base))
-            .header("content-type", "application/xml")
-            .body(body)
-            .send()
-    };
     for m in [&journey.guarantee_registration, &journey.declaration] {
-        let r = post_xml(m).await.unwrap();
-        assert_eq!(r.status(), StatusCode::CREATED);
+        let (status, body) = server.submit_xml(m).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
     }
     // The same message as JSON is a duplicate of the XML one: one message, two encodings.
-    let (status, body) = server.post(&journey.declaration).await;
+    let (status, body) = server.submit(&journey.declaration).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["duplicate"], json!(true));
     // Hostile XML is refused before anything is expanded.
     let r = server
         .client
-        .post(format!("{}/v1/messages", server.base))
+        .post(server.url("/v1/messages"))
         .header("content-type", "application/xml")
         .body("<?xml version=\"1.0\"?><!DOCTYPE x [<!ENTITY e SYSTEM \"file:///etc/passwd\">]><x>&e;</x>")
         .send()

@@ -1,0 +1,383 @@
+//! Benchmarks of the read side: projection rebuild speed and memory (`bench rebuild`), and
+//! GraphQL latency over real HTTP with a million movements loaded (`bench graphql`).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use futures::StreamExt;
+use ledger_store::file::{FileStore, FileStoreConfig};
+use ledger_store::{Clock, EventStore, SystemClock};
+use transit_contract::fixtures;
+use transit_contract::ids::Timestamp;
+use transit_contract::messages::InboundMessage;
+use transit_rules::{decide, guarantee_needed, Context, Decision, GuaranteeState, MovementState};
+use transit_views::LedgerEvent;
+
+use crate::projection::Views;
+
+/// The first movement's business time (2026-01-01), then one movement a minute.
+const BASE_MS: i64 = 1_767_225_600_000;
+
+/// The messages of synthetic movement `serial`: a fixture journey cut at a point that
+/// depends on the serial, so the movements spread over every status (registered guarantee
+/// and declaration only, released, crossed out, crossed in, arrived, controlled, discharged).
+pub fn traffic(serial: u32) -> Vec<InboundMessage> {
+    let base = Timestamp::from_unix_millis(BASE_MS + i64::from(serial) * 60_000)
+        .expect("invariant: the benchmark's base time is valid");
+    let mut messages = fixtures::journey(base, serial).messages();
+    let keep = 2 + (serial as usize % (messages.len() - 1));
+    messages.truncate(keep);
+    messages
+}
+
+/// Loads `movements` synthetic movements into fresh views through the pure rules (no log):
+/// returns the views and the number of events applied.
+pub fn load_views(movements: u32, mut progress: impl FnMut(u32)) -> (Views, u64) {
+    let mut views = Views::default();
+    let mut position = 0u64;
+    for serial in 1..=movements {
+        let mut movement = MovementState::default();
+        let mut guarantee = GuaranteeState::default();
+        for msg in traffic(serial) {
+            let needed = guarantee_needed(&msg, &movement).map(|_| &guarantee);
+            let ctx = Context {
+                recorded_at: msg.sent_at,
+            };
+            let Ok(Decision::Append {
+                movement: m_events,
+                guarantee: g_events,
+                meta,
+            }) = decide(&msg, &movement, needed, &ctx)
+            else {
+                continue;
+            };
+            let mrn = msg.mrn().cloned();
+            for event in &g_events {
+                guarantee.apply(&meta, event);
+                if let Some(grn) = msg.grn().or_else(|| movement.guarantee()) {
+                    views.apply_decoded(&LedgerEvent::Guarantee {
+                        position,
+                        grn,
+                        meta: &meta,
+                        event,
+                    });
+                }
+                position += 1;
+            }
+            for event in &m_events {
+                movement.apply(&meta, event);
+                if let Some(mrn) = &mrn {
+                    views.apply_decoded(&LedgerEvent::Movement {
+                        position,
+                        mrn,
+                        meta: &meta,
+                        event,
+                    });
+                }
+                position += 1;
+            }
+        }
+        if serial % 10_000 == 0 {
+            progress(serial);
+        }
+    }
+    (views, position)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+/// `bench rebuild` options.
+#[derive(Debug, Clone)]
+pub struct RebuildBenchOptions {
+    /// Folder in which the temporary data folder is made.
+    pub dir: PathBuf,
+    /// Movements in the log.
+    pub movements: u32,
+    /// Rebuilds measured (median reported).
+    pub repeats: usize,
+}
+
+/// Writes a log of synthetic movements through the real command handler, then rebuilds the
+/// views from it with `transit-ledger replay` in a fresh process (so its peak RSS is the
+/// rebuild's own), `repeats` times.
+pub async fn run_rebuild(opts: RebuildBenchOptions) -> anyhow::Result<()> {
+    println!(
+        "transit-ledger bench rebuild: {} movements, {} cores",
+        opts.movements,
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+    let tmp = tempfile::tempdir_in(&opts.dir)?;
+    let data = tmp.path().join("data");
+    let store = Arc::new(FileStore::open(FileStoreConfig::new(&data))?);
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let dyn_store: Arc<dyn EventStore> = store.clone();
+    let ledger = Arc::new(crate::ledger::Ledger::new(dyn_store, clock));
+    let started = Instant::now();
+    futures::stream::iter(1..=opts.movements)
+        .for_each_concurrent(128, |serial| {
+            let ledger = ledger.clone();
+            async move {
+                for msg in traffic(serial) {
+                    if let Err(e) = ledger
+                        .submit_json(&serde_json::to_vec(&msg).unwrap_or_default())
+                        .await
+                    {
+                        tracing::warn!(serial, error = %e, "bench message refused");
+                    }
+                }
+            }
+        })
+        .await;
+    let events = store.head();
+    println!(
+        "log written: {events} events in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    drop(ledger);
+    match Arc::into_inner(store) {
+        Some(store) => store.close().await?,
+        None => anyhow::bail!("the store is still shared after the load"),
+    };
+    let exe = std::env::current_exe()?;
+    let mut rates = Vec::new();
+    let mut rss = Vec::new();
+    let mut hashes = Vec::new();
+    for run in 1..=opts.repeats.max(1) {
+        let out = tokio::process::Command::new(&exe)
+            .args(["replay", "--quiet", "--data-dir"])
+            .arg(&data)
+            .output()
+            .await?;
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        anyhow::ensure!(
+            out.status.success(),
+            "replay failed: {text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let field = |name: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name))
+                .map(str::trim)
+                .map(str::to_owned)
+        };
+        let rate: f64 = field("rebuilt in:")
+            .and_then(|v| {
+                v.split('(')
+                    .nth(1)
+                    .and_then(|r| r.split_whitespace().next().map(str::to_owned))
+            })
+            .and_then(|r| r.parse().ok())
+            .context("replay printed no rate")?;
+        let peak: f64 = field("peak RSS:")
+            .and_then(|v| v.split_whitespace().next().and_then(|n| n.parse().ok()))
+            .unwrap_or(f64::NAN);
+        println!("  run {run}: {rate:>10.0} events/s, peak RSS {peak:.0} MiB");
+        rates.push(rate);
+        rss.push(peak);
+        hashes.push(
+            text.lines()
+                .skip_while(|l| !l.starts_with("view hashes:"))
+                .collect::<Vec<_>>()
+                .join("\n"),
+        );
+    }
+    anyhow::ensure!(
+        hashes.windows(2).all(|w| w[0] == w[1]),
+        "two rebuilds of one log gave different view hashes"
+    );
+    println!(
+        "projection rebuild: median {:.0} events/s over {} runs (target >= 200,000), peak RSS median {:.0} MiB",
+        median(rates),
+        opts.repeats.max(1),
+        median(rss)
+    );
+    Ok(())
+}
+
+/// `bench graphql` options.
+#[derive(Debug, Clone)]
+pub struct GraphqlBenchOptions {
+    /// Folder in which the temporary (empty) data folder is made.
+    pub dir: PathBuf,
+    /// Movements loaded into the views.
+    pub movements: u32,
+    /// Offered `movement(mrn)` requests per second (open loop).
+    pub rate: u32,
+    /// Seconds of offered load.
+    pub seconds: u64,
+}
+
+async fn post(
+    client: &reqwest::Client,
+    url: &str,
+    query: &str,
+) -> anyhow::Result<serde_json::Value> {
+    let body: serde_json::Value = client
+        .post(url)
+        .json(&serde_json::json!({ "query": query }))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    anyhow::ensure!(body.get("errors").is_none(), "GraphQL errors: {body}");
+    Ok(body)
+}
+
+/// Loads the views with `movements` movements, serves the real router on a loopback socket,
+/// offers `rate` `movement(mrn)` queries per second for `seconds` (latency measured from the
+/// scheduled send, so a slow server cannot hide its queue), then times filtered pages.
+pub async fn run_graphql(opts: GraphqlBenchOptions) -> anyhow::Result<()> {
+    println!(
+        "transit-ledger bench graphql: {} movements, {} req/s for {} s, {} cores",
+        opts.movements,
+        opts.rate,
+        opts.seconds,
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+    let started = Instant::now();
+    let movements = opts.movements;
+    let (views, events) =
+        tokio::task::spawn_blocking(move || load_views(movements, |_| {})).await?;
+    println!(
+        "views loaded: {} movements, {events} events in {:.1} s ({:.0} events/s), peak RSS {} MiB",
+        views.movements.len(),
+        started.elapsed().as_secs_f64(),
+        events as f64 / started.elapsed().as_secs_f64(),
+        crate::bench::peak_rss_kib().unwrap_or(0) / 1024
+    );
+    let tmp = tempfile::tempdir_in(&opts.dir)?;
+    let store = Arc::new(FileStore::open(FileStoreConfig::new(
+        tmp.path().join("data"),
+    ))?);
+    let public_key_hex = hex::encode(store.public_key().as_bytes());
+    let dyn_store: Arc<dyn EventStore> = store.clone();
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let projections = crate::projection::Projections::from_views(clock.clone(), views, events);
+    let graphql = crate::graphql::schema(projections, dyn_store.clone());
+    let router = crate::http::app(crate::http::AppState {
+        ledger: Arc::new(crate::ledger::Ledger::new(dyn_store, clock)),
+        public_key_hex,
+        graphql,
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}/graphql", listener.local_addr()?);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(256)
+        .timeout(Duration::from_secs(10))
+        .build()?;
+    let query_for = |serial: u32| {
+        let base = Timestamp::from_unix_millis(BASE_MS + i64::from(serial) * 60_000)
+            .expect("invariant: the benchmark's base time is valid");
+        format!(
+            "{{ movement(mrn: \"{}\") {{ mrn status holder {{ name }} guarantee hsCodes riskScore }} }}",
+            fixtures::mrn(base, serial)
+        )
+    };
+    // Warm the connection pool.
+    for serial in 1..=20 {
+        post(&client, &url, &query_for(serial)).await?;
+    }
+
+    let mut hist = hdrhistogram::Histogram::<u64>::new(3)?;
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<anyhow::Result<u64>>(4096);
+    let interval = Duration::from_secs_f64(1.0 / f64::from(opts.rate.max(1)));
+    let total = opts.rate as u64 * opts.seconds;
+    let load_started = tokio::time::Instant::now();
+    let sender = {
+        let client = client.clone();
+        let url = url.clone();
+        tokio::spawn(async move {
+            let mut seed: u64 = 0x2026_1126;
+            for i in 0..total {
+                let scheduled = load_started + interval.mul_f64(i as f64);
+                tokio::time::sleep_until(scheduled).await;
+                // xorshift: spread the lookups over the whole loaded range.
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                let serial = 1 + (seed % u64::from(movements)) as u32;
+                let (client, url, tx) = (client.clone(), url.clone(), tx.clone());
+                let query = query_for(serial);
+                tokio::spawn(async move {
+                    let result = post(&client, &url, &query)
+                        .await
+                        .map(|_| scheduled.elapsed().as_micros() as u64);
+                    let _ = tx.send(result).await;
+                });
+            }
+        })
+    };
+    let mut errors = 0u64;
+    for _ in 0..total {
+        match rx.recv().await {
+            Some(Ok(us)) => hist.record(us.max(1))?,
+            Some(Err(e)) => {
+                errors += 1;
+                if errors <= 3 {
+                    eprintln!("request failed: {e:#}");
+                }
+            }
+            None => break,
+        }
+    }
+    sender.await?;
+    let achieved = hist.len() as f64 / load_started.elapsed().as_secs_f64();
+    println!(
+        "movement(mrn) at {} req/s offered ({achieved:.0} achieved), {} requests, {errors} errors: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms (target p99 <= 5 ms)",
+        opts.rate,
+        hist.len(),
+        hist.value_at_quantile(0.50) as f64 / 1000.0,
+        hist.value_at_quantile(0.99) as f64 / 1000.0,
+        hist.max() as f64 / 1000.0
+    );
+
+    let pages = [
+        ("status RELEASED", "status: RELEASED"),
+        ("office BFOUA001", "office: \"BFOUA001\""),
+        (
+            "holder + status",
+            "holder: \"TG1000000777\", status: DECLARED",
+        ),
+        ("HS heading 1006", "hsCode: \"1006\""),
+        ("HS heading 8703", "hsCode: \"8703\""),
+        ("has signals", "hasSignals: true"),
+        ("discharged, BF", "status: DISCHARGED, country: \"BF\""),
+    ];
+    for (name, filter) in pages {
+        let query = format!(
+            "{{ movements(filter: {{ {filter} }}, first: 50) {{ edges {{ node {{ mrn status }} }} pageInfo {{ hasNextPage endCursor }} }} }}"
+        );
+        let mut times = Vec::new();
+        let mut count = 0;
+        for _ in 0..15 {
+            let t = Instant::now();
+            let body = post(&client, &url, &query).await?;
+            times.push(t.elapsed().as_secs_f64() * 1000.0);
+            count = body["data"]["movements"]["edges"]
+                .as_array()
+                .map_or(0, Vec::len);
+        }
+        let max = times.iter().copied().fold(0.0, f64::max);
+        println!(
+            "page of 50, {name:<16}: median {:.2} ms, max {max:.2} ms ({count} rows) (target <= 50 ms)",
+            median(times)
+        );
+    }
+    let _ = stop.send(());
+    server.await??;
+    Ok(())
+}
