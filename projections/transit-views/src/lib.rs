@@ -182,16 +182,28 @@ impl From<CountryPair> for String {
     }
 }
 
-/// SHA-256 over the canonical JSON of `value`: converting to `serde_json::Value` first sorts
-/// every object's keys, so the bytes depend only on the content, never on insertion order.
+/// SHA-256 over the JSON of `value`, streamed into the hasher (no intermediate tree: the
+/// views are hashed at a million movements). The bytes depend only on the content because
+/// every map in the views is ordered (`BTreeMap`) and struct fields serialise in declaration
+/// order; a `HashMap` must never be part of hashed state.
 pub(crate) fn canonical_hash<T: Serialize>(value: &T) -> [u8; 32] {
-    // Serialising plain data (strings, integers, maps with string keys) cannot fail; if it
-    // ever did, hashing the error text still gives a stable, clearly different value.
-    let bytes = match serde_json::to_value(value).and_then(|v| serde_json::to_vec(&v)) {
-        Ok(bytes) => bytes,
-        Err(e) => format!("unserialisable state: {e}").into_bytes(),
-    };
-    Sha256::digest(&bytes).into()
+    struct Hasher(Sha256);
+    impl std::io::Write for Hasher {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.update(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut hasher = Hasher(Sha256::new());
+    // Serialising plain data cannot fail; if it ever did, hashing the error text still
+    // gives a stable, clearly different value.
+    if let Err(e) = serde_json::to_writer(&mut hasher, value) {
+        return Sha256::digest(format!("unserialisable state: {e}").as_bytes()).into();
+    }
+    hasher.0.finalize().into()
 }
 
 /// A state hash as lower-case hex, for printing (e.g. by `transit-ledger replay`).
@@ -218,10 +230,12 @@ mod tests {
 
     #[test]
     fn canonical_hash_ignores_insertion_order() {
-        let mut a = std::collections::HashMap::new();
+        let mut a = std::collections::BTreeMap::new();
         a.insert("b", 1);
         a.insert("a", 2);
-        let b: std::collections::BTreeMap<_, _> = a.clone().into_iter().collect();
+        let mut b = std::collections::BTreeMap::new();
+        b.insert("a", 2);
+        b.insert("b", 1);
         assert_eq!(canonical_hash(&a), canonical_hash(&b));
         assert_ne!(canonical_hash(&1), canonical_hash(&2));
     }

@@ -205,6 +205,14 @@ struct EnvelopeIn {
     data: serde_json::Value,
 }
 
+/// An envelope whose data is left as raw JSON (for events already at the current version).
+#[derive(Deserialize)]
+struct EnvelopeRaw<'a> {
+    meta: EventMeta,
+    #[serde(borrow)]
+    data: &'a serde_json::value::RawValue,
+}
+
 /// The adjacently tagged form that the event enums deserialise from.
 #[derive(Serialize)]
 struct Tagged<'a> {
@@ -264,6 +272,21 @@ trait Codec: Serialize + for<'de> Deserialize<'de> {
             version: schema_version,
             source,
         };
+        if schema_version == current {
+            // The common case, without building a `Value` tree: the data's raw JSON is
+            // spliced into the adjacently tagged form the enum reads.
+            let envelope: EnvelopeRaw<'_> = serde_json::from_slice(bytes).map_err(malformed)?;
+            let tag = serde_json::to_string(event_type).map_err(malformed)?;
+            let raw = envelope.data.get();
+            let mut tagged = String::with_capacity(raw.len() + tag.len() + 20);
+            tagged.push_str("{\"type\":");
+            tagged.push_str(&tag);
+            tagged.push_str(",\"data\":");
+            tagged.push_str(raw);
+            tagged.push('}');
+            let event = serde_json::from_str(&tagged).map_err(malformed)?;
+            return Ok((envelope.meta, event));
+        }
         let envelope: EnvelopeIn = serde_json::from_slice(bytes).map_err(malformed)?;
         let mut data = envelope.data;
         let mut version = schema_version;

@@ -100,6 +100,8 @@ pub struct RebuildBenchOptions {
     pub movements: u32,
     /// Rebuilds measured (median reported).
     pub repeats: usize,
+    /// Keep the generated data folder (printed) for profiling instead of deleting it.
+    pub keep: bool,
 }
 
 /// Writes a log of synthetic movements through the real command handler, then rebuilds the
@@ -185,6 +187,9 @@ pub async fn run_rebuild(opts: RebuildBenchOptions) -> anyhow::Result<()> {
                 .collect::<Vec<_>>()
                 .join("\n"),
         );
+    }
+    if opts.keep {
+        println!("data folder kept: {}", tmp.keep().join("data").display());
     }
     anyhow::ensure!(
         hashes.windows(2).all(|w| w[0] == w[1]),

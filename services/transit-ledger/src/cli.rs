@@ -170,6 +170,9 @@ pub struct BenchRebuildArgs {
     /// Rebuilds measured (median reported).
     #[arg(long, default_value_t = 3)]
     pub repeats: usize,
+    /// Keep the generated data folder for profiling (its path is printed).
+    #[arg(long)]
+    pub keep: bool,
 }
 
 /// `bench graphql` flags.
@@ -268,6 +271,7 @@ pub fn run(cli: Cli) -> ExitCode {
                     dir: args.dir.unwrap_or_else(std::env::temp_dir),
                     movements: args.movements,
                     repeats: args.repeats,
+                    keep: args.keep,
                 })
                 .await
                 .map(|()| ExitCode::SUCCESS)

@@ -233,6 +233,23 @@ impl Views {
         self.apply(record).map(|_| ())
     }
 
+    fn apply_decoded_owned(&mut self, position: u64, decoded: &Decoded) {
+        match decoded {
+            Decoded::Movement { mrn, meta, event } => self.apply_event(&LedgerEvent::Movement {
+                position,
+                mrn,
+                meta,
+                event,
+            }),
+            Decoded::Guarantee { grn, meta, event } => self.apply_event(&LedgerEvent::Guarantee {
+                position,
+                grn,
+                meta,
+                event,
+            }),
+        };
+    }
+
     /// Applies one already decoded event (benchmarks load views this way, without a log).
     pub fn apply_decoded(&mut self, ev: &LedgerEvent<'_>) {
         self.apply_event(ev);
@@ -606,26 +623,84 @@ impl Projections {
     }
 }
 
+/// Pages of decoded events in flight between the decoding thread and the applying one.
+const REBUILD_PIPELINE_PAGES: usize = 4;
+
 /// Rebuilds every view from position 0 of `store`, reading pages of `page` events;
-/// `progress` is called after each page with the number of events applied. Memory holds the
-/// views and one page.
+/// `progress` is called after each page with the number of events applied. Decoding (JSON)
+/// runs on its own thread while the views apply the previous page, so a rebuild uses two
+/// cores. Memory holds the views and a few pages.
 pub async fn rebuild(
     store: &dyn EventStore,
     page: usize,
     mut progress: impl FnMut(u64),
 ) -> Result<Views, RebuildError> {
-    let mut views = Views::default();
+    type Page = Result<Vec<(u64, Decoded)>, DecodeError>;
+    let (raw_tx, raw_rx) =
+        std::sync::mpsc::sync_channel::<Vec<RecordedEvent>>(REBUILD_PIPELINE_PAGES);
+    let (decoded_tx, decoded_rx) = std::sync::mpsc::sync_channel::<Page>(REBUILD_PIPELINE_PAGES);
+    let decoder = std::thread::Builder::new()
+        .name("rebuild-decode".to_owned())
+        .spawn(move || {
+            for records in raw_rx {
+                let page: Page = records
+                    .iter()
+                    .map(|r| decode(r).map(|d| (r.position, d)))
+                    .collect();
+                if decoded_tx.send(page).is_err() {
+                    return;
+                }
+            }
+        })
+        .map_err(ledger_store::StoreError::Io)?;
+    let (applied_tx, mut applied_rx) = tokio::sync::mpsc::channel::<u64>(REBUILD_PIPELINE_PAGES);
+    let applier = tokio::task::spawn_blocking(move || -> Result<Views, RebuildError> {
+        let mut views = Views::default();
+        for page in decoded_rx {
+            let page = page?;
+            let Some(last) = page.last().map(|(p, _)| *p) else {
+                continue;
+            };
+            for (position, decoded) in &page {
+                views.apply_decoded_owned(*position, decoded);
+            }
+            let _ = applied_tx.blocking_send(last + 1);
+        }
+        Ok(views)
+    });
     let mut from = 0;
+    let mut read_error = None;
     loop {
-        let records = store.read_all(from, page).await?;
+        while let Ok(done) = applied_rx.try_recv() {
+            progress(done);
+        }
+        let records = match store.read_all(from, page).await {
+            Ok(r) => r,
+            Err(e) => {
+                read_error = Some(e);
+                break;
+            }
+        };
         let Some(last) = records.last() else { break };
         from = last.position + 1;
-        for record in &records {
-            views.apply(record)?;
+        // The decoder only stops early when the applier failed; its error is reported below.
+        if raw_tx.send(records).is_err() {
+            break;
         }
-        progress(from);
     }
-    Ok(views)
+    drop(raw_tx);
+    let drain = async {
+        while let Some(done) = applied_rx.recv().await {
+            progress(done);
+        }
+    };
+    let (views, ()) = tokio::join!(applier, drain);
+    let _ = decoder.join();
+    let views = views.map_err(|e| ledger_store::StoreError::Io(std::io::Error::other(e)))??;
+    match read_error {
+        Some(e) => Err(e.into()),
+        None => Ok(views),
+    }
 }
 
 /// Why a rebuild stopped.
