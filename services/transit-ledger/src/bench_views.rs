@@ -27,6 +27,23 @@ pub fn traffic(serial: u32) -> Vec<InboundMessage> {
     let base = Timestamp::from_unix_millis(BASE_MS + i64::from(serial) * 60_000)
         .expect("invariant: the benchmark's base time is valid");
     let mut messages = fixtures::journey(base, serial).messages();
+    // The fixture reuses 10,000 plates; real lorries run about one movement at a time, so
+    // each synthetic movement gets a plate of its own (else every lorry would carry dozens
+    // of open movements and the shared-vehicle rule would flag them all).
+    let letter = |n: u32| char::from(b'A' + (n % 26) as u8);
+    let plate = format!(
+        "BF {:04} {}{}",
+        serial % 10_000,
+        letter(serial / 10_000),
+        letter(serial / 260_000)
+    );
+    for m in &mut messages {
+        if let transit_contract::messages::MessageBody::TransitDeclaration(d) = &mut m.body {
+            if let Ok(identity) = plate.parse() {
+                d.transport.identity = identity;
+            }
+        }
+    }
     let keep = 2 + (serial as usize % (messages.len() - 1));
     messages.truncate(keep);
     messages
