@@ -281,7 +281,7 @@ pub async fn run_graphql(opts: GraphqlBenchOptions) -> anyhow::Result<()> {
     let dyn_store: Arc<dyn EventStore> = store.clone();
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let projections = crate::projection::Projections::from_views(clock.clone(), views, events);
-    let graphql = crate::graphql::schema(projections, dyn_store.clone());
+    let graphql = crate::graphql::schema(projections, dyn_store.clone(), None);
     let router = crate::http::app(crate::http::AppState {
         ledger: Arc::new(crate::ledger::Ledger::new(dyn_store, clock)),
         public_key_hex,

@@ -25,6 +25,8 @@ use transit_auth::KeyRegistry;
 
 /// The views' folder inside the data folder.
 pub const VIEWS_DIR: &str = "views";
+/// The refused-submissions log inside the data folder.
+pub const REFUSALS_FILE: &str = "refusals.log";
 
 /// The regional transit ledger: an immutable, tamper-evident log of transit movements.
 #[derive(Debug, Parser)]
@@ -414,11 +416,17 @@ pub async fn serve_with(
     } = options;
     let public_key_hex = hex::encode(store.public_key().as_bytes());
     let checkpoint = crate::dispatch::Checkpoint::new(store.dir().join("fanout.checkpoint"));
+    let refusals = Arc::new(crate::refusals::RefusalLog::open(
+        store.dir().join(REFUSALS_FILE),
+    )?);
     let dyn_store: Arc<dyn EventStore> = store;
-    let ledger = Arc::new(match registry {
-        Some(registry) => Ledger::with_registry(dyn_store.clone(), clock.clone(), registry),
-        None => Ledger::new(dyn_store.clone(), clock.clone()),
-    });
+    let ledger = Arc::new(
+        match registry {
+            Some(registry) => Ledger::with_registry(dyn_store.clone(), clock.clone(), registry),
+            None => Ledger::new(dyn_store.clone(), clock.clone()),
+        }
+        .with_refusals(refusals.clone()),
+    );
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut background = Vec::new();
     // The projections follow the log for the GraphQL API, from their stored position.
@@ -434,7 +442,7 @@ pub async fn serve_with(
     background.push(tokio::spawn(
         projections.clone().run(dyn_store.clone(), stop_rx.clone()),
     ));
-    let graphql = crate::graphql::schema(projections, dyn_store.clone());
+    let graphql = crate::graphql::schema(projections, dyn_store.clone(), Some(refusals));
     if let Some(broker) = broker {
         background.push(tokio::spawn(crate::gateway::run(
             ledger.clone(),

@@ -249,7 +249,7 @@ async fn process(
                 reason: err.to_string(),
                 element_path: err.path().map(str::to_owned),
             };
-            return refuse(delivery, None, refusal, config, publisher).await;
+            return refuse(ledger, delivery, None, refusal, config, publisher).await;
         }
     };
     if message.sender.country != delivery.country {
@@ -261,7 +261,7 @@ async fn process(
             ),
             element_path: Some(format!("/{}/Sender/Country", message.body.kind())),
         };
-        return refuse(delivery, Some(message), refusal, config, publisher).await;
+        return refuse(ledger, delivery, Some(message), refusal, config, publisher).await;
     }
     let signature = delivery.signature.as_deref();
     let mut submitted = ledger
@@ -293,7 +293,7 @@ async fn process(
                 reason: r.message,
                 element_path: None,
             };
-            refuse(delivery, Some(message), refusal, config, publisher).await
+            refuse(ledger, delivery, Some(message), refusal, config, publisher).await
         }
         Err(SubmitError::Signature(e)) => {
             // transit-xml's tests keep every signature code a reason code.
@@ -303,7 +303,7 @@ async fn process(
                 reason: e.reason(),
                 element_path: None,
             };
-            refuse(delivery, Some(message), refusal, config, publisher).await
+            refuse(ledger, delivery, Some(message), refusal, config, publisher).await
         }
         Err(SubmitError::Invalid(reason)) => {
             let refusal = Refusal {
@@ -311,7 +311,7 @@ async fn process(
                 reason,
                 element_path: None,
             };
-            refuse(delivery, Some(message), refusal, config, publisher).await
+            refuse(ledger, delivery, Some(message), refusal, config, publisher).await
         }
         Err(SubmitError::Malformed(reason)) => {
             let refusal = Refusal {
@@ -319,7 +319,7 @@ async fn process(
                 reason,
                 element_path: None,
             };
-            refuse(delivery, Some(message), refusal, config, publisher).await
+            refuse(ledger, delivery, Some(message), refusal, config, publisher).await
         }
         Err(err @ (SubmitError::Contended | SubmitError::Store(_) | SubmitError::Decode(_))) => {
             tracing::error!(error = %err, "could not record a broker message; it will be redelivered");
@@ -344,6 +344,7 @@ fn ledger_office(country: &CountryCode) -> Sender {
 /// Sends the functional error to the country's error queue, the original message to the
 /// dead-letter queue with the reason in its headers, and only then lets it be acknowledged.
 async fn refuse(
+    ledger: &Ledger,
     delivery: &Delivery,
     message: Option<&InboundMessage>,
     refusal: Refusal,
@@ -351,6 +352,14 @@ async fn refuse(
     publisher: &Mutex<Publisher>,
 ) -> Result<(), BrokerError> {
     let original_id = message.map(|m| m.message_id.clone());
+    ledger.record_refusal(crate::refusals::Refused {
+        channel: "broker",
+        raw: &delivery.body,
+        message,
+        signature: delivery.signature.as_deref(),
+        code: refusal.code.as_str(),
+        reason: &refusal.reason,
+    });
     tracing::info!(
         country = %delivery.country,
         message_id = original_id.as_ref().map(|m| m.as_str()),

@@ -22,6 +22,7 @@ use transit_views::exposure::Rollup as ViewRollup;
 use transit_views::movements::{MovementFilter, MovementRecord, Status, MOVEMENTS_PAGE_MAX};
 
 use crate::projection::{movement_as_of, Projections};
+use crate::refusals::{RefusalFilter, RefusalLog};
 
 /// Deepest selection accepted.
 pub const QUERY_DEPTH_MAX: usize = 12;
@@ -37,10 +38,15 @@ pub const PAGE_SIZE_MAX: usize = MOVEMENTS_PAGE_MAX;
 pub type LedgerSchema = Schema<QueryRoot, async_graphql::EmptyMutation, SubscriptionRoot>;
 
 /// Builds the schema over the projections and the store (for checkpoints and `asOf` replays).
-pub fn schema(projections: Arc<Projections>, store: Arc<dyn EventStore>) -> LedgerSchema {
+pub fn schema(
+    projections: Arc<Projections>,
+    store: Arc<dyn EventStore>,
+    refusals: Option<Arc<RefusalLog>>,
+) -> LedgerSchema {
     Schema::build(QueryRoot, async_graphql::EmptyMutation, SubscriptionRoot)
         .data(projections)
         .data(store)
+        .data(refusals)
         .limit_depth(QUERY_DEPTH_MAX)
         .limit_complexity(QUERY_COMPLEXITY_MAX)
         .finish()
@@ -89,6 +95,67 @@ fn page_complexity(first: Option<i32>, child: usize) -> usize {
 
 /// An amount of money; the amount is a decimal string of minor units, since GraphQL's `Int`
 /// is 32 bits and JSON numbers lose precision beyond 2^53.
+/// Refused submissions, newest first.
+#[derive(SimpleObject, Clone, Debug)]
+struct RefusedSubmissions {
+    /// Refusals ever recorded (all filters aside).
+    total: u64,
+    items: Vec<RefusedSubmission>,
+}
+
+/// One refused submission.
+#[derive(Clone, Debug)]
+struct RefusedSubmission(crate::refusals::RefusedSubmission);
+
+#[Object]
+impl RefusedSubmission {
+    async fn seq(&self) -> u64 {
+        self.0.seq
+    }
+    /// When it was refused (ledger clock, RFC 3339).
+    async fn at(&self) -> String {
+        self.0.at.to_string()
+    }
+    /// `http` or `broker`.
+    async fn channel(&self) -> &str {
+        &self.0.channel
+    }
+    async fn code(&self) -> &str {
+        &self.0.code
+    }
+    async fn reason(&self) -> &str {
+        &self.0.reason
+    }
+    /// The sender the message claimed, when it parsed.
+    async fn sender_country(&self) -> Option<&str> {
+        self.0.sender_country.as_deref()
+    }
+    async fn sender_office(&self) -> Option<&str> {
+        self.0.sender_office.as_deref()
+    }
+    async fn message_id(&self) -> Option<&str> {
+        self.0.message_id.as_deref()
+    }
+    async fn kind(&self) -> Option<&str> {
+        self.0.kind.as_deref()
+    }
+    async fn mrn(&self) -> Option<&str> {
+        self.0.mrn.as_deref()
+    }
+    /// The key id the signature named (not proof of who sent it unless the code says the
+    /// signature verified).
+    async fn key_id(&self) -> Option<&str> {
+        self.0.key_id.as_deref()
+    }
+    /// SHA-256 of the bytes received, hex.
+    async fn body_sha256(&self) -> &str {
+        &self.0.body_sha256
+    }
+    async fn body_bytes(&self) -> u64 {
+        self.0.body_bytes
+    }
+}
+
 /// The state hash (SHA-256, hex) of each view, at a position.
 #[derive(SimpleObject, Clone, Debug)]
 struct ViewHashes {
@@ -673,6 +740,34 @@ impl QueryRoot {
     /// The number of log events the views reflect (positions `0..projectionPosition`).
     async fn projection_position(&self, ctx: &Context<'_>) -> Result<u64> {
         Ok(projections(ctx)?.caught_up_to())
+    }
+
+    /// Submissions the ledger refused (over HTTP or the broker), newest first: who claimed to
+    /// send them, the reason code and reason, the key id named, and a hash of the bytes.
+    /// Attempts to record what a sender may not record are kept here, never dropped.
+    async fn refused_submissions(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Claimed sender country (ISO alpha-2).")] country: Option<String>,
+        #[graphql(desc = "Reason code, e.g. `FORBIDDEN_OFFICE`.")] code: Option<String>,
+        #[graphql(desc = "At most this many (capped by the page limit).")] first: Option<i32>,
+    ) -> Result<RefusedSubmissions> {
+        let log = ctx
+            .data::<Option<Arc<RefusalLog>>>()?
+            .as_ref()
+            .ok_or_else(|| async_graphql::Error::new("this service keeps no refusal log"))?;
+        let first = usize::try_from(first.unwrap_or(50).max(0))
+            .unwrap_or(0)
+            .min(PAGE_SIZE_MAX);
+        let filter = RefusalFilter { country, code };
+        Ok(RefusedSubmissions {
+            total: log.total(),
+            items: log
+                .newest(&filter, first)
+                .into_iter()
+                .map(RefusedSubmission)
+                .collect(),
+        })
     }
 
     /// The state hash of each view at `projectionPosition`: equal to what

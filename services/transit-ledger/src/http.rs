@@ -125,9 +125,10 @@ struct ErrorBody<'a> {
     message: String,
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let (status, code) = match &self {
+impl ApiError {
+    /// The HTTP status and the stable error code of this failure.
+    fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
             ApiError::Submit(SubmitError::Malformed(_)) => (StatusCode::BAD_REQUEST, "MALFORMED"),
             ApiError::Submit(SubmitError::Invalid(_)) => {
                 (StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION")
@@ -163,7 +164,13 @@ impl IntoResponse for ApiError {
             }
             ApiError::Submit(SubmitError::Store(_) | SubmitError::Decode(_))
             | ApiError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL"),
-        };
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
         let message = if status.is_server_error() {
             // Logged once here, with details; the client gets no internals.
             tracing::error!(error = %self, "request failed");
@@ -193,16 +200,34 @@ async fn submit_message(
     let essence = content_type.split(';').next().unwrap_or("").trim();
     let signature = signature_header(&headers)?;
     let signature = signature.as_deref();
-    let outcome = if essence.eq_ignore_ascii_case("application/json") {
-        state.ledger.submit_json_signed(&body, signature).await?
+    let submitted = if essence.eq_ignore_ascii_case("application/json") {
+        state.ledger.submit_json_signed(&body, signature).await
     } else if essence.eq_ignore_ascii_case("application/xml")
         || essence.eq_ignore_ascii_case("text/xml")
     {
-        state.ledger.submit_xml_signed(&body, signature).await?
+        state.ledger.submit_xml_signed(&body, signature).await
     } else {
         return Err(ApiError::UnsupportedMediaType(format!(
             "content type {content_type:?} is not accepted; send application/json or application/xml"
         )));
+    };
+    let outcome = match submitted {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            let error = ApiError::Submit(e);
+            let (status, code) = error.status_and_code();
+            if status.is_client_error() {
+                state.ledger.record_refusal(crate::refusals::Refused {
+                    channel: "http",
+                    raw: &body,
+                    message: None,
+                    signature,
+                    code,
+                    reason: &error.to_string(),
+                });
+            }
+            return Err(error);
+        }
     };
     let status = if outcome.duplicate {
         StatusCode::OK

@@ -132,6 +132,8 @@ pub struct Ledger {
     clock: Arc<dyn Clock>,
     /// When set, every submission must be signed by a key of this registry.
     registry: Option<Arc<KeyRegistry>>,
+    /// Where refused submissions are kept for audit (the service always has one).
+    refusals: Option<Arc<crate::refusals::RefusalLog>>,
     movements: Mutex<StateCache<MovementState>>,
     guarantees: Mutex<StateCache<GuaranteeState>>,
 }
@@ -155,6 +157,7 @@ impl Ledger {
             store,
             clock,
             registry: None,
+            refusals: None,
             movements: Mutex::new(StateCache::new()),
             guarantees: Mutex::new(StateCache::new()),
         }
@@ -170,6 +173,41 @@ impl Ledger {
         Self {
             registry: Some(registry),
             ..Self::new(store, clock)
+        }
+    }
+
+    /// Keeps every refused submission in `log` (see [`Ledger::record_refusal`]).
+    pub fn with_refusals(mut self, log: Arc<crate::refusals::RefusalLog>) -> Self {
+        self.refusals = Some(log);
+        self
+    }
+
+    /// The refused-submissions log, if kept.
+    pub fn refusals(&self) -> Option<&Arc<crate::refusals::RefusalLog>> {
+        self.refusals.as_ref()
+    }
+
+    /// Records a refused submission for audit (the edges call this with what they answered).
+    /// When the message did not reach the edge parsed, it is parsed here best-effort, so the
+    /// claimed sender is kept whenever the bytes say who it was.
+    pub fn record_refusal(&self, refused: crate::refusals::Refused<'_>) {
+        let Some(log) = &self.refusals else { return };
+        let parsed;
+        let mut refused = refused;
+        if refused.message.is_none() {
+            let xml = refused
+                .raw
+                .iter()
+                .find(|b| !b.is_ascii_whitespace())
+                .is_some_and(|b| *b == b'<');
+            parsed = decode_message(if xml { XML } else { JSON }, refused.raw).ok();
+            refused.message = parsed.as_ref();
+        }
+        let at = self.now().or_else(|_| {
+            Timestamp::from_unix_millis(0).map_err(|e| SubmitError::Invalid(e.to_string()))
+        });
+        if let Ok(at) = at {
+            log.record(at, refused);
         }
     }
 

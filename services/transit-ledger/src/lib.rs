@@ -14,5 +14,6 @@ pub mod http;
 pub mod keys_cli;
 pub mod ledger;
 pub mod projection;
+pub mod refusals;
 pub mod snapshot;
 pub mod telemetry;

@@ -321,6 +321,27 @@ async fn a_togolese_principal_cannot_record_a_crossing_at_a_burkinabe_office() {
         "nothing appended"
     );
     assert_eq!(server.head().await, head, "nothing appended");
+    // Both attempts are visible to analysts and auditors, newest first.
+    let refused = server
+        .data(
+            "{ refusedSubmissions(code: \"FORBIDDEN_OFFICE\") { total items { channel code reason senderCountry senderOffice kind mrn keyId bodySha256 } } }",
+            serde_json::json!({}),
+        )
+        .await;
+    let items = refused["refusedSubmissions"]["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2, "{refused}");
+    for item in items {
+        assert_eq!(item["channel"], "http");
+        assert_eq!(item["senderCountry"], "TG");
+        assert_eq!(item["senderOffice"], fixtures::CINKASSE_TG);
+        assert_eq!(item["kind"], "BorderCrossing");
+        assert_eq!(item["mrn"], j.mrn.as_str());
+        assert_eq!(item["keyId"], "tg-dev-1");
+        assert!(
+            item["reason"].as_str().unwrap().contains("BFCIN001"),
+            "{item}"
+        );
+    }
     // Burkina Faso records its own crossing.
     let (status, body) = server.submit(&j.crossings[1]).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
