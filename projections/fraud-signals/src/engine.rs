@@ -96,6 +96,43 @@ struct Tracked {
     filed: Filed,
 }
 
+/// A set of MRNs as a sorted vector: nearly every key of the cross-movement indexes (a plate,
+/// a seal, a deadline) has one member, and a B-tree set would allocate a whole node (room for
+/// eleven) for it. Serialises as a sequence, like the set it replaces.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+struct MrnSet(Vec<Mrn>);
+
+impl MrnSet {
+    fn insert(&mut self, mrn: Mrn) {
+        if let Err(i) = self.0.binary_search(&mrn) {
+            self.0.insert(i, mrn);
+        }
+    }
+
+    fn remove(&mut self, mrn: &Mrn) {
+        if let Ok(i) = self.0.binary_search(mrn) {
+            self.0.remove(i);
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn iter(&self) -> std::slice::Iter<'_, Mrn> {
+        self.0.iter()
+    }
+}
+
+impl<'a> IntoIterator for &'a MrnSet {
+    type Item = &'a Mrn;
+    type IntoIter = std::slice::Iter<'a, Mrn>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
 /// A finding before it is stored as a [`Signal`].
 #[derive(Serialize, Deserialize)]
 struct Candidate {
@@ -115,16 +152,18 @@ type Candidates = BTreeMap<SignalId, Candidate>;
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct SignalEngine {
     config: FraudConfig,
-    movements: BTreeMap<Mrn, Tracked>,
+    /// Boxed: a tracked movement is about a kilobyte, and B-tree nodes keep room for eleven
+    /// values, about half of it empty when keys arrive in order.
+    movements: BTreeMap<Mrn, Box<Tracked>>,
     signals: BTreeMap<Mrn, BTreeMap<SignalId, Signal>>,
     /// Open movements per normalised plate.
-    by_plate: BTreeMap<String, BTreeSet<Mrn>>,
+    by_plate: BTreeMap<String, MrnSet>,
     /// Open movements per seal.
-    by_seal: BTreeMap<String, BTreeSet<Mrn>>,
+    by_seal: BTreeMap<String, MrnSet>,
     /// Incidents per party (`holder:<id>` / `carrier:<id>`), by (occurred_at, position).
     incidents_by_party: BTreeMap<String, BTreeMap<(Timestamp, u64), Mrn>>,
     /// Released movements without arrival, by deadline (time limit + grace) in ms.
-    deadlines: BTreeMap<i64, BTreeSet<Mrn>>,
+    deadlines: BTreeMap<i64, MrnSet>,
     /// Movements with at least one open signal (derived from `signals`, kept in step by
     /// `evaluate`), so that "has an open signal" is a lookup, not a scan.
     open_movements: BTreeSet<Mrn>,
@@ -225,7 +264,7 @@ impl SignalEngine {
         self.last_position = Some(position);
         let tracked = self.movements.entry(mrn.clone()).or_default();
         let released_before = tracked.state.release().is_some();
-        tracked.state.apply(meta, event);
+        tracked.state.apply_fact(event);
         record(&mut tracked.facts, position, meta, event, released_before);
         let mut related = BTreeSet::from([mrn.clone()]);
         self.refile(mrn, &mut related);
@@ -353,12 +392,12 @@ impl SignalEngine {
         let Some(tracked) = self.movements.get(mrn) else {
             return;
         };
-        let old = tracked.filed.clone();
         let new = self.filing(tracked);
-        if old == new {
+        if tracked.filed == new {
             // Other movements see this one only through its keys, so nothing else can change.
             return;
         }
+        let old = tracked.filed.clone();
         if let Some(p) = &old.plate {
             related.extend(self.by_plate.get(p).into_iter().flatten().cloned());
             remove_member(&mut self.by_plate, p, mrn);
@@ -616,7 +655,7 @@ impl SignalEngine {
     }
 }
 
-fn remove_member(index: &mut BTreeMap<String, BTreeSet<Mrn>>, key: &str, mrn: &Mrn) {
+fn remove_member(index: &mut BTreeMap<String, MrnSet>, key: &str, mrn: &Mrn) {
     if let Some(set) = index.get_mut(key) {
         set.remove(mrn);
         if set.is_empty() {

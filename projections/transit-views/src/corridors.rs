@@ -27,9 +27,9 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+use transit_contract::events::MovementEvent;
 use transit_contract::ids::{Mrn, OfficeCode, Timestamp};
-use transit_rules::MovementState;
+use transit_contract::messages::EnquiryOutcome;
 
 use crate::{canonical_hash, Corridor, LedgerEvent};
 
@@ -97,43 +97,109 @@ pub struct SegmentStats {
     pub duration: DurationStats,
 }
 
+/// What the analytics need of one movement, folded from its events: a few offices and times
+/// rather than the rules' whole [`transit_rules::MovementState`] (the declaration alone is
+/// several kilobytes, and only its offices and time limit matter here). The fold follows
+/// `MovementState::apply` for these fields: amendments and destination changes move the
+/// destination, an amendment may change the time limit, and arrival is established by an
+/// arrival notification or an enquiry answered "goods arrived".
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct MovementFacts {
+    /// Office of departure > current office of destination, once declared.
+    corridor: Option<Corridor>,
+    time_limit: Option<Timestamp>,
+    released_at: Option<Timestamp>,
+    /// Every crossing, in recording order.
+    crossings: Vec<(OfficeCode, Timestamp)>,
+    /// The first arrival reported.
+    first_arrival: Option<(OfficeCode, Timestamp)>,
+    /// An arrival notification, or an enquiry answered "goods arrived".
+    arrival_established: bool,
+    events: u64,
+}
+
+impl MovementFacts {
+    fn apply(&mut self, event: &MovementEvent) {
+        self.events += 1;
+        match event {
+            MovementEvent::TransitDeclared { declaration: d } => {
+                self.corridor = Some(Corridor::new(
+                    d.office_of_departure.clone(),
+                    d.office_of_destination.clone(),
+                ));
+                self.time_limit = Some(d.time_limit);
+            }
+            MovementEvent::TransitReleased { released_at, .. } => {
+                self.released_at = Some(*released_at);
+            }
+            MovementEvent::BorderCrossed {
+                office, crossed_at, ..
+            } => self.crossings.push((office.clone(), *crossed_at)),
+            MovementEvent::DestinationChanged { to, .. } => {
+                if let Some(c) = self.corridor.as_mut() {
+                    c.destination = to.clone();
+                }
+            }
+            MovementEvent::DeclarationAmended { changes } => {
+                if let Some(c) = self.corridor.as_mut() {
+                    if let Some(to) = &changes.office_of_destination {
+                        c.destination = to.clone();
+                    }
+                    if let Some(t) = changes.time_limit {
+                        self.time_limit = Some(t);
+                    }
+                }
+            }
+            MovementEvent::ArrivalRecorded {
+                office, arrived_at, ..
+            } => {
+                self.first_arrival
+                    .get_or_insert_with(|| (office.clone(), *arrived_at));
+                self.arrival_established = true;
+            }
+            MovementEvent::EnquiryAnswered { outcome, .. } => {
+                if matches!(outcome, EnquiryOutcome::GoodsArrived { .. }) {
+                    self.arrival_established = true;
+                }
+            }
+            MovementEvent::ReleaseRefused { .. }
+            | MovementEvent::AnticipatedRecordsDispatched { .. }
+            | MovementEvent::IncidentRecorded { .. }
+            | MovementEvent::ControlResultsRecorded { .. }
+            | MovementEvent::TransitDischarged { .. }
+            | MovementEvent::DeclarationCancelled { .. }
+            | MovementEvent::EnquiryOpened { .. }
+            | MovementEvent::DutiesRecovered { .. } => {}
+        }
+    }
+
+    /// The movement's checkpoints in time order (see the module docs); empty until released.
+    fn checkpoints(&self) -> Vec<(&OfficeCode, Timestamp)> {
+        let (Some(c), Some(released_at)) = (&self.corridor, self.released_at) else {
+            return Vec::new();
+        };
+        let mut out = Vec::with_capacity(self.crossings.len() + 2);
+        out.push((&c.departure, released_at));
+        out.extend(self.crossings.iter().map(|(o, t)| (o, *t)));
+        // Stable: crossings at the same time keep their recording order.
+        out[1..].sort_by_key(|(_, t)| *t);
+        if let Some((o, t)) = &self.first_arrival {
+            out.push((o, *t));
+        }
+        out
+    }
+}
+
 /// The corridor analytics view (serialisable, for snapshots).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct CorridorsView {
-    movements: BTreeMap<Mrn, MovementState>,
+    movements: BTreeMap<Mrn, MovementFacts>,
     last_position: Option<u64>,
 }
 
 fn seconds_between(from: Timestamp, to: Timestamp) -> i64 {
     to.unix_millis().saturating_sub(from.unix_millis()) / 1000
-}
-
-fn corridor_of(m: &MovementState) -> Option<Corridor> {
-    m.declaration().map(|d| {
-        Corridor::new(
-            d.office_of_departure.clone(),
-            d.office_of_destination.clone(),
-        )
-    })
-}
-
-/// The movement's checkpoints in time order (see the module docs); empty until released.
-fn checkpoints(m: &MovementState) -> Vec<(OfficeCode, Timestamp)> {
-    let (Some(d), Some(r)) = (m.declaration(), m.release()) else {
-        return Vec::new();
-    };
-    let mut middle: Vec<(OfficeCode, Timestamp)> = m
-        .crossings()
-        .iter()
-        .map(|c| (c.office.clone(), c.crossed_at))
-        .collect();
-    middle.sort_by_key(|(_, t)| *t);
-    let mut out = vec![(d.office_of_departure.clone(), r.released_at)];
-    out.extend(middle);
-    if let Some(a) = m.arrivals().first() {
-        out.push((a.office.clone(), a.arrived_at));
-    }
-    out
 }
 
 /// Whether two offices are the two sides of one border post (same code past the country).
@@ -159,19 +225,20 @@ impl CorridorsView {
             return Vec::new();
         }
         self.last_position = Some(ev.position());
-        let LedgerEvent::Movement {
-            mrn, meta, event, ..
-        } = *ev
-        else {
+        let LedgerEvent::Movement { mrn, event, .. } = *ev else {
             return Vec::new();
         };
-        let state = self.movements.entry(mrn.clone()).or_default();
-        let before = corridor_of(state);
-        state.apply(meta, event);
-        let after = corridor_of(state);
-        let mut out: Vec<Corridor> = before.into_iter().chain(after).collect();
-        out.dedup();
-        out
+        let facts = match self.movements.get_mut(mrn) {
+            Some(facts) => facts,
+            None => self.movements.entry(mrn.clone()).or_default(),
+        };
+        let before = facts.corridor.clone();
+        facts.apply(event);
+        match (before, &facts.corridor) {
+            (None, None) => Vec::new(),
+            (Some(b), Some(a)) if &b == a => vec![b],
+            (b, a) => b.into_iter().chain(a.clone()).collect(),
+        }
     }
 
     /// The statistics of every corridor with at least one declared movement, evaluated at
@@ -186,24 +253,27 @@ impl CorridorsView {
         }
         let mut groups: BTreeMap<Corridor, Acc> = BTreeMap::new();
         for m in self.movements.values() {
-            let Some(corridor) = corridor_of(m) else {
+            let Some(corridor) = &m.corridor else {
                 continue;
             };
-            let acc = groups.entry(corridor).or_default();
-            let Some(release) = m.release() else {
+            let acc = match groups.get_mut(corridor) {
+                Some(acc) => acc,
+                None => groups.entry(corridor.clone()).or_default(),
+            };
+            let Some(released_at) = m.released_at else {
                 continue;
             };
             acc.released += 1;
-            let day = release.released_at.as_offset_date_time().date().to_string();
+            let day = released_at.as_offset_date_time().date().to_string();
             *acc.per_day.entry(day).or_default() += 1;
-            if let Some(a) = m.arrivals().first() {
-                let s = seconds_between(release.released_at, a.arrived_at);
+            if let Some((_, arrived_at)) = &m.first_arrival {
+                let s = seconds_between(released_at, *arrived_at);
                 if s >= 0 {
                     acc.transit.push(s);
                 }
             }
-            let past_limit = m.declaration().is_some_and(|d| d.time_limit < now);
-            if past_limit && !m.has_arrival() {
+            let past_limit = m.time_limit.is_some_and(|t| t < now);
+            if past_limit && !m.arrival_established {
                 acc.overdue += 1;
             }
         }
@@ -236,11 +306,14 @@ impl CorridorsView {
     fn pair_stats(&self, keep: impl Fn(&OfficeCode, &OfficeCode) -> bool) -> Vec<SegmentStats> {
         let mut groups: BTreeMap<(OfficeCode, OfficeCode), Vec<i64>> = BTreeMap::new();
         for m in self.movements.values() {
-            for pair in checkpoints(m).windows(2) {
+            for pair in m.checkpoints().windows(2) {
                 let [(a, ta), (b, tb)] = pair else { continue };
                 let s = seconds_between(*ta, *tb);
                 if s >= 0 && keep(a, b) {
-                    groups.entry((a.clone(), b.clone())).or_default().push(s);
+                    groups
+                        .entry(((*a).clone(), (*b).clone()))
+                        .or_default()
+                        .push(s);
                 }
             }
         }
@@ -264,24 +337,10 @@ impl CorridorsView {
 
     /// SHA-256 of the canonical serialisation of what the analytics depend on, per movement.
     pub fn state_hash(&self) -> [u8; 32] {
-        let movements: BTreeMap<&str, serde_json::Value> = self
+        let movements: BTreeMap<&str, &MovementFacts> = self
             .movements
             .iter()
-            .map(|(mrn, m)| {
-                let summary = json!({
-                    "corridor": corridor_of(m),
-                    "status": m.status().as_str(),
-                    "releasedAt": m.release().map(|r| r.released_at),
-                    "timeLimit": m.declaration().map(|d| d.time_limit),
-                    "crossings": m.crossings().iter()
-                        .map(|c| (c.office.clone(), c.crossed_at)).collect::<Vec<_>>(),
-                    "arrivals": m.arrivals().iter()
-                        .map(|a| (a.office.clone(), a.arrived_at)).collect::<Vec<_>>(),
-                    "hasArrival": m.has_arrival(),
-                    "events": m.version_hint(),
-                });
-                (mrn.as_str(), summary)
-            })
+            .map(|(mrn, m)| (mrn.as_str(), m))
             .collect();
         canonical_hash(&(self.last_position, movements))
     }

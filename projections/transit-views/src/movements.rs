@@ -273,9 +273,48 @@ impl MovementRecord {
             .chain(self.actual.destination.iter())
     }
 
-    /// Refreshes what the rules' fold knows better than the view.
-    fn refresh_from(&mut self, state: &MovementState) {
+    /// Refreshes what the rules' fold knows better than the view, after `event` was folded
+    /// into `state`. Only what the event can change is copied again: the declaration changes
+    /// only with a declaration, an amendment, a destination change or an incident with a new
+    /// vehicle; the guarantee with a declaration or a release; the offices seen with a
+    /// crossing or an arrival. Copying the declaration's parties, vehicle and goods on every
+    /// event was most of the cost of an apply.
+    fn refresh_from(&mut self, state: &MovementState, event: &MovementEvent) {
         self.status = state.status().into();
+        let (declaration, guarantee, actual) = match event {
+            MovementEvent::TransitDeclared { .. } => (true, true, false),
+            MovementEvent::DeclarationAmended { .. } | MovementEvent::DestinationChanged { .. } => {
+                (true, false, false)
+            }
+            MovementEvent::IncidentRecorded { new_transport, .. } => {
+                (new_transport.is_some(), false, false)
+            }
+            MovementEvent::TransitReleased { .. } => (false, true, false),
+            MovementEvent::BorderCrossed { .. } | MovementEvent::ArrivalRecorded { .. } => {
+                (false, false, true)
+            }
+            MovementEvent::ReleaseRefused { .. }
+            | MovementEvent::AnticipatedRecordsDispatched { .. }
+            | MovementEvent::ControlResultsRecorded { .. }
+            | MovementEvent::TransitDischarged { .. }
+            | MovementEvent::DeclarationCancelled { .. }
+            | MovementEvent::EnquiryOpened { .. }
+            | MovementEvent::EnquiryAnswered { .. }
+            | MovementEvent::DutiesRecovered { .. } => (false, false, false),
+        };
+        if guarantee {
+            self.guarantee = state.guarantee().cloned();
+            self.amount_reserved = state.reserved_amount().cloned();
+        }
+        if actual {
+            self.actual = ActualOffices {
+                transit: state.crossings().iter().map(|c| c.office.clone()).collect(),
+                destination: state.arrivals().iter().map(|a| a.office.clone()).collect(),
+            };
+        }
+        if !declaration {
+            return;
+        }
         if let Some(d) = state.declaration() {
             let destination_declared = self.planned.as_ref().map_or_else(
                 || d.office_of_destination.clone(),
@@ -308,12 +347,6 @@ impl MovementRecord {
             self.country_pair = Some(corridor.country_pair());
             self.corridor = Some(corridor);
         }
-        self.guarantee = state.guarantee().cloned();
-        self.amount_reserved = state.reserved_amount().cloned();
-        self.actual = ActualOffices {
-            transit: state.crossings().iter().map(|c| c.office.clone()).collect(),
-            destination: state.arrivals().iter().map(|a| a.office.clone()).collect(),
-        };
     }
 
     /// Records what only this event says (times, seals, incidents, control findings).
@@ -683,7 +716,7 @@ impl MovementsView {
                 keys: (may_change || cfg!(debug_assertions)).then(|| Keys::of(&entry.record)),
             })
         };
-        entry.state.apply(meta, event);
+        entry.state.apply_fact(event);
         entry.record.history.push(HistoryEntry {
             position,
             event_type: event.event_type().to_owned(),
@@ -692,7 +725,7 @@ impl MovementsView {
             anomaly: meta.anomaly.clone(),
         });
         entry.record.record_event(position, meta.occurred_at, event);
-        entry.record.refresh_from(&entry.state);
+        entry.record.refresh_from(&entry.state, event);
         let change = Change {
             mrn: mrn.clone(),
             position,

@@ -118,6 +118,13 @@ impl MovementState {
     pub fn apply(&mut self, meta: &EventMeta, event: &MovementEvent) {
         self.processed
             .insert(meta.message_id.clone(), meta.message_digest.clone());
+        self.apply_fact(event);
+    }
+
+    /// Folds one recorded event's facts without remembering the message that produced it:
+    /// the same fold as [`Self::apply`] for read models, which never answer
+    /// [`Self::processed_digest`] and would otherwise keep one message id and digest per event.
+    pub fn apply_fact(&mut self, event: &MovementEvent) {
         self.events_applied += 1;
         match event {
             MovementEvent::TransitDeclared { declaration } => {

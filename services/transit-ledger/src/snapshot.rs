@@ -28,7 +28,7 @@ use crate::projection::Views;
 pub const SNAPSHOT_FILE: &str = "views.snapshot";
 /// Bumped whenever the views' stored shape or their fold logic changes, so an old snapshot is
 /// rebuilt rather than misread.
-pub const VIEWS_FORMAT_VERSION: u32 = 1;
+pub const VIEWS_FORMAT_VERSION: u32 = 2;
 /// The largest snapshot payload read back (a bound on what a damaged length can ask for).
 pub const SNAPSHOT_BYTES_MAX: u64 = 64 << 30;
 
