@@ -4,135 +4,17 @@
 //! `movementUpdated` subscription over graphql-transport-ws, and the query limits.
 #![allow(clippy::unwrap_used)]
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
-use ledger_store::file::{FileStore, FileStoreConfig};
-use ledger_store::{Clock, ManualClock};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use tempfile::TempDir;
-use tokio::sync::oneshot;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 use transit_contract::fixtures;
-use transit_contract::ids::Timestamp;
-use transit_contract::messages::InboundMessage;
 
-const BASE_MS: i64 = 1_780_000_000_000; // 2026-05-28
-/// Longest wait for the projections or a websocket message before the test fails.
-const WAIT: Duration = Duration::from_secs(10);
-
-struct Server {
-    addr: std::net::SocketAddr,
-    clock: Arc<ManualClock>,
-    client: reqwest::Client,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<()>>,
-    _dir: TempDir,
-}
-
-impl Server {
-    async fn start() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let clock = Arc::new(ManualClock::new(BASE_MS + 60_000));
-        let mut config = FileStoreConfig::new(dir.path());
-        config.clock = clock.clone();
-        let store = Arc::new(FileStore::open(config).unwrap());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let manual = clock.clone();
-        let clock: Arc<dyn Clock> = clock;
-        let task = tokio::spawn(async move {
-            transit_ledger::cli::serve(listener, store, clock, async {
-                let _ = stopped.await;
-            })
-            .await
-            .unwrap();
-        });
-        Self {
-            addr,
-            clock: manual,
-            client: reqwest::Client::new(),
-            stop: Some(stop),
-            task: Some(task),
-            _dir: dir,
-        }
-    }
-
-    /// Posts a message and returns the global positions of its events.
-    async fn post(&self, m: &InboundMessage) -> Vec<u64> {
-        let r = self
-            .client
-            .post(format!("http://{}/v1/messages", self.addr))
-            .header("content-type", "application/json")
-            .body(serde_json::to_vec(m).unwrap())
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), StatusCode::CREATED, "{}", m.kind());
-        let body: Value = r.json().await.unwrap();
-        body["events"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| e["position"].as_u64().unwrap())
-            .collect()
-    }
-
-    async fn gql(&self, query: &str, variables: Value) -> Value {
-        let r = self
-            .client
-            .post(format!("http://{}/graphql", self.addr))
-            .json(&json!({ "query": query, "variables": variables }))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), StatusCode::OK);
-        r.json().await.unwrap()
-    }
-
-    /// Queries and fails on any GraphQL error.
-    async fn data(&self, query: &str, variables: Value) -> Value {
-        let body = self.gql(query, variables).await;
-        assert!(body.get("errors").is_none(), "{body}");
-        body["data"].clone()
-    }
-
-    /// Waits until the projections reflect every event up to `position`.
-    async fn caught_up(&self, position: u64) {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            let data = self.data("{ projectionPosition }", json!({})).await;
-            if data["projectionPosition"].as_u64().unwrap() > position {
-                return;
-            }
-            assert!(tokio::time::Instant::now() < deadline, "projections stuck");
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
-
-    async fn stop(mut self) {
-        let _ = self.stop.take().unwrap().send(());
-        self.task.take().unwrap().await.unwrap();
-    }
-}
-
-fn base() -> Timestamp {
-    Timestamp::from_unix_millis(BASE_MS).unwrap()
-}
-
-/// Posts a whole journey; returns the last position of each message's events.
-async fn post_journey(server: &Server, journey: &fixtures::Journey) -> Vec<u64> {
-    let mut lasts = Vec::new();
-    for m in journey.messages() {
-        lasts.push(*server.post(&m).await.last().unwrap());
-    }
-    server.caught_up(*lasts.last().unwrap()).await;
-    lasts
-}
+mod common;
+use common::{base, post_journey, Server, WAIT};
 
 const MOVEMENT: &str = r#"query($mrn: String!, $asOf: Int) {
   movement(mrn: $mrn, asOf: $asOf) {
