@@ -16,6 +16,11 @@
 #   ACTIVEMQ_OPENWIRE_PORT   OpenWire (JMS) port (default 61616)
 #   ACTIVEMQ_START_TIMEOUT   seconds to wait for both ports (default 60)
 #   ACTIVEMQ_HEAP            maximum heap (default 512M; the limits in activemq.xml assume it)
+#   ACTIVEMQ_CREDENTIALS_FILE  the users' passwords, `transit.password.<user>=...` per line
+#                            (default: ops/activemq/credentials.dev.properties, DEVELOPMENT ONLY;
+#                            production points this at its own file, chmod 600, outside the
+#                            repository). Read by the broker itself: passwords never appear on
+#                            its command line or in this script's output.
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -28,6 +33,8 @@ OPENWIRE_PORT="${ACTIVEMQ_OPENWIRE_PORT:-61616}"
 START_TIMEOUT_S="${ACTIVEMQ_START_TIMEOUT:-60}"
 STOP_TIMEOUT_S=30
 HEAP="${ACTIVEMQ_HEAP:-512M}"
+DEV_CREDENTIALS="$REPO/ops/activemq/credentials.dev.properties"
+CREDENTIALS="${ACTIVEMQ_CREDENTIALS_FILE:-$DEV_CREDENTIALS}"
 PID_FILE="$INSTANCE/activemq.pid"
 LOG_FILE="$INSTANCE/data/activemq.log"
 CONSOLE_LOG="$INSTANCE/data/console.log"
@@ -119,6 +126,7 @@ cmd_start() {
         port_listening "$port" && die "port $port is already taken by another process (another broker instance?)"
     done
 
+    check_credentials
     mkdir -p "$INSTANCE/conf" "$INSTANCE/data" "$INSTANCE/tmp"
     # The config is copied on every start so that an edit under ops/activemq/ takes effect
     # with a restart; the instance's own state lives only in data/.
@@ -139,12 +147,31 @@ cmd_start() {
         "-Dlog4j.configuration=file:$INSTANCE/conf/log4j.properties" \
         "-Dtransit.stomp.port=$STOMP_PORT" \
         "-Dtransit.openwire.port=$OPENWIRE_PORT" \
+        "-Dtransit.credentials=$CREDENTIALS" \
         -jar "$AMQ_JAR" start "xbean:file:$INSTANCE/conf/activemq.xml" \
         </dev/null >"$CONSOLE_LOG" 2>&1 9>&- &
     pid=$!
     echo "$pid" >"$PID_FILE"
     wait_for_ports "$pid"
     print_addresses
+}
+
+# Fails early, naming what is missing (never a value), when the credentials file cannot serve
+# every user activemq.xml names; the broker would otherwise die at start-up on an unresolvable
+# placeholder. The user list comes from activemq.xml itself, so the two cannot drift apart.
+check_credentials() {
+    [[ -r $CREDENTIALS ]] || die "credentials file $CREDENTIALS is missing or unreadable (ACTIVEMQ_CREDENTIALS_FILE)"
+    CREDENTIALS="$(realpath "$CREDENTIALS")"
+    local key missing=()
+    for key in $(grep -o '\${transit\.password\.[a-z0-9_-]*}' "$REPO/ops/activemq/activemq.xml" | tr -d '${}' | sort -u); do
+        grep -Eq "^[[:space:]]*${key//./\\.}[[:space:]]*[=:][[:space:]]*[^[:space:]]" "$CREDENTIALS" || missing+=("$key")
+    done
+    ((${#missing[@]} == 0)) || die "$CREDENTIALS has no password for: ${missing[*]}"
+    if [[ $CREDENTIALS == "$(realpath "$DEV_CREDENTIALS")" ]]; then
+        log "using the DEVELOPMENT credentials ($DEV_CREDENTIALS); set ACTIVEMQ_CREDENTIALS_FILE in production"
+    elif [[ -n $(find "$CREDENTIALS" -perm /077 2>/dev/null) ]]; then
+        log "warning: $CREDENTIALS is readable by other users than its owner (chmod 600 it)"
+    fi
 }
 
 wait_for_ports() {

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: formatting, lints, then every test of the workspace
-# (contract suite, domain rules, HTTP over real sockets, CLI, SIGKILL crash loop).
+# (contract suite, domain rules, HTTP over real sockets, CLI, SIGKILL crash loop), then a
+# bounded fuzzing run of the message parsers (ops/fuzz.sh).
 # It installs and starts whatever the tests need: xmllint for the XSD checks, and the ActiveMQ
 # broker (through ops/activemq.sh) for the broker tests.
 #
@@ -31,3 +32,7 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 echo "== cargo test (CRASH_CYCLES=${CRASH_CYCLES:-20})"
 cargo test --workspace --locked -- --test-threads=2
+
+# The message parsers under libFuzzer, FUZZ_SECONDS (60) per target, on the stable toolchain.
+echo "== ops/fuzz.sh (FUZZ_SECONDS=${FUZZ_SECONDS:-60})"
+ops/fuzz.sh

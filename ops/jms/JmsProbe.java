@@ -7,7 +7,13 @@
 //
 // In `send`, the names JMSCorrelationID and JMSType set those headers; every other name
 // becomes a String property. The broker is tcp://127.0.0.1:${ACTIVEMQ_OPENWIRE_PORT:-61616}
-// unless JMS_BROKER_URL says otherwise.
+// unless JMS_BROKER_URL says otherwise. It connects as JMS_BROKER_USER with the password in
+// JMS_BROKER_PASSWORD (environment, so the password is not on the command line for `ps` to
+// show); without JMS_BROKER_USER it connects anonymously, which the broker refuses.
+//
+// A refusal by the broker (wrong password, a queue the user may not use) ends the probe with
+// exit code 4 and the broker's reason on stderr, e.g. "User tg is not authorized to write to:
+// queue://transit.BF.in".
 //
 // `receive` prints, one per line, `type=<TextMessage|BytesMessage|...>`, the JMS headers as
 // `JMSMessageID=...` etc., each property as `property.<name>=<value>` (sorted by name, with its
@@ -24,6 +30,7 @@ import java.util.List;
 import javax.jms.BytesMessage;
 import javax.jms.Connection;
 import javax.jms.DeliveryMode;
+import javax.jms.JMSSecurityException;
 import javax.jms.Message;
 import javax.jms.MessageConsumer;
 import javax.jms.MessageProducer;
@@ -50,9 +57,23 @@ public final class JmsProbe {
             url = "tcp://127.0.0.1:" + (port == null || port.isEmpty() ? "61616" : port);
         }
         ActiveMQConnectionFactory factory = new ActiveMQConnectionFactory(url);
-        Connection connection = factory.createConnection();
+        String user = System.getenv("JMS_BROKER_USER");
+        Connection connection;
         try {
+            if (user == null || user.isEmpty()) {
+                connection = factory.createConnection();
+            } else {
+                String password = System.getenv("JMS_BROKER_PASSWORD");
+                connection = factory.createConnection(user, password == null ? "" : password);
+            }
+            // Authentication happens when the connection starts.
             connection.start();
+        } catch (JMSSecurityException e) {
+            System.err.println("refused: " + e.getMessage());
+            System.exit(4);
+            return;
+        }
+        try {
             Session session = connection.createSession(false, Session.AUTO_ACKNOWLEDGE);
             Queue queue = session.createQueue(args[1]);
             if (args[0].equals("send")) {
@@ -64,6 +85,10 @@ public final class JmsProbe {
                     System.exit(code);
                 }
             }
+        } catch (JMSSecurityException e) {
+            System.err.println("refused: " + e.getMessage());
+            connection.close();
+            System.exit(4);
         } finally {
             connection.close();
         }

@@ -5,6 +5,10 @@
 #   ops/jms/run.sh send QUEUE BODY [name=value...]
 #   ops/jms/run.sh receive QUEUE TIMEOUT_MS
 #
+# The broker refuses anonymous clients: set JMS_BROKER_USER and JMS_BROKER_PASSWORD (e.g. user
+# `tg` with its password from ops/activemq/credentials.dev.properties). Exit code 4: the broker
+# refused the user or the queue.
+#
 # The jars come from `libactivemq-java` (installed by `ops/activemq.sh install`).
 set -euo pipefail
 

@@ -97,7 +97,9 @@ pub struct FraudConfig {
     pub package_tolerance: u32,
     /// TOO_FAST minimum per office pair. Defaults: Lomé port -> Cinkassé (TG) 8 h (about
     /// 650 km at a lorry's 80 km/h), Cinkassé TG -> Cinkassé BF 5 min (juxtaposed posts),
-    /// Cinkassé BF -> Ouagadougou 3.5 h (about 270 km).
+    /// Cinkassé BF -> Ouagadougou 3.5 h (about 270 km); the other legs of the Cinkassé ->
+    /// Kantchari -> Niamey and Abidjan -> Ouagadougou corridors at 90 km/h over their road
+    /// distance, and their borders at 5 min (the list is in `Default`).
     pub segment_minimums: Vec<SegmentMinimum>,
     /// TOO_FAST minimum for a pair not listed. Default 1,800 s (30 min): two different
     /// customs offices are never closer than that by road, except juxtaposed ones, which
@@ -131,6 +133,7 @@ impl Default for FraudConfig {
             to: lit(to),
             seconds,
         };
+        let road = |from: &str, to: &str, km: u64| segment(from, to, km * 3600 / 90);
         let mut high_risk_hs_prefixes = vec!["2710".to_owned(), "2402".to_owned()];
         high_risk_hs_prefixes.extend((2203..=2208).map(|h: u32| h.to_string()));
         high_risk_hs_prefixes.extend((1507..=1517).map(|h: u32| h.to_string()));
@@ -139,10 +142,30 @@ impl Default for FraudConfig {
             mass_tolerance_bp: 200,
             mass_tolerance_g: 50_000,
             package_tolerance: 0,
+            // The main corridors' legs: a road leg at 90 km/h over its road distance (faster
+            // than any laden lorry averages), a border between juxtaposed or near posts at
+            // 5 minutes. Lomé -> Cinkassé -> Ouagadougou (with the Bittou and Bobo-Dioulasso
+            // branches), Cinkassé -> Fada N'Gourma -> Kantchari -> Makalondi -> Niamey / Dosso,
+            // Abidjan -> Ferkessédougou -> Ouangolodougou | Niangoloko -> Bobo / Ouagadougou.
             segment_minimums: vec![
                 segment("TG000101", "TGCIN001", 8 * 3600),
                 segment("TGCIN001", "BFCIN001", 300),
                 segment("BFCIN001", "BFOUA001", 3 * 3600 + 1800),
+                road("BFCIN001", "BFKAN001", 380),
+                road("BFCIN001", "BFBOB001", 650),
+                road("BFCIN001", "BFBIT001", 45),
+                road("BFBIT001", "BFOUA001", 280),
+                road("BFCIN001", "BFFAD001", 230),
+                road("BFFAD001", "BFKAN001", 150),
+                road("BFKAN001", "NEMKL001", 50),
+                road("NEMKL001", "NENIA001", 100),
+                road("NEMKL001", "NEDSO001", 240),
+                road("CIABJ001", "CIOGO001", 600),
+                road("CIABJ001", "CIFER001", 560),
+                road("CIFER001", "CIOGO001", 55),
+                segment("CIOGO001", "BFNGK001", 300),
+                road("BFNGK001", "BFOUA001", 490),
+                road("BFNGK001", "BFBOB001", 130),
             ],
             segment_minimum_seconds_default: 1800,
             incidents_window_seconds: 30 * 86_400,

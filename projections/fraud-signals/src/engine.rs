@@ -1,7 +1,7 @@
 //! The signal engine: folds movement events into per-movement facts, evaluates every rule
 //! against them and reports what was raised or cleared.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -94,6 +94,11 @@ struct Tracked {
     state: MovementState,
     facts: Facts,
     filed: Filed,
+    /// Whether the movement has an entry in `SignalEngine::signals` (entries are never
+    /// removed once a signal was raised), so that evaluating a movement with no finding and
+    /// no signal costs no lookup there. Derived: rebuilt when a snapshot is restored.
+    #[serde(skip)]
+    signalled: bool,
 }
 
 /// A set of MRNs as a sorted vector: nearly every key of the cross-movement indexes (a plate,
@@ -133,16 +138,23 @@ impl<'a> IntoIterator for &'a MrnSet {
     }
 }
 
+/// Builds a finding's explanation when it is needed.
+type Explain<'a> = Box<dyn Fn() -> String + 'a>;
+
 /// A finding before it is stored as a [`Signal`].
-#[derive(Serialize, Deserialize)]
-struct Candidate {
+///
+/// The explanation is built only when the signal is raised: an open signal found again keeps
+/// the explanation it was raised with, and a movement is re-evaluated on each of its events
+/// (and its neighbours' when they share a plate, a seal or a party), so formatting times and
+/// lists for every finding at every evaluation was most of the engine's cost.
+struct Candidate<'a> {
     rule: RuleId,
     severity: Severity,
-    explanation: String,
+    explanation: Explain<'a>,
     evidence: Vec<u64>,
 }
 
-type Candidates = BTreeMap<SignalId, Candidate>;
+type Candidates<'a> = BTreeMap<SignalId, Candidate<'a>>;
 
 /// The fraud-signal engine: pure and deterministic; time comes only from events and from
 /// [`SignalEngine::tick`].
@@ -150,11 +162,16 @@ type Candidates = BTreeMap<SignalId, Candidate>;
 /// The whole engine, thresholds included, serialises, so the runner can snapshot it and
 /// restore it instead of replaying the log.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(from = "StoredEngine")]
 pub struct SignalEngine {
     config: FraudConfig,
-    /// Boxed: a tracked movement is about a kilobyte, and B-tree nodes keep room for eleven
-    /// values, about half of it empty when keys arrive in order.
-    movements: BTreeMap<Mrn, Box<Tracked>>,
+    /// Found by MRN through a hash map: every event looks its movement up several times, and
+    /// in a B-tree of MRN strings each lookup is a few dozen string comparisons (MRNs share
+    /// long prefixes). Serialised in MRN order, as the B-tree it replaces was; never iterated
+    /// for anything whose result depends on the order. Boxed: a tracked movement is about a
+    /// kilobyte, and the table keeps spare room.
+    #[serde(serialize_with = "serialize_sorted")]
+    movements: HashMap<Mrn, Box<Tracked>>,
     signals: BTreeMap<Mrn, BTreeMap<SignalId, Signal>>,
     /// Open movements per normalised plate.
     by_plate: BTreeMap<String, MrnSet>,
@@ -171,6 +188,57 @@ pub struct SignalEngine {
     now: Option<Timestamp>,
 }
 
+/// A [`SignalEngine`] as stored: everything but what is derived on restore.
+#[derive(Deserialize)]
+struct StoredEngine {
+    config: FraudConfig,
+    movements: HashMap<Mrn, Box<Tracked>>,
+    signals: BTreeMap<Mrn, BTreeMap<SignalId, Signal>>,
+    by_plate: BTreeMap<String, MrnSet>,
+    by_seal: BTreeMap<String, MrnSet>,
+    incidents_by_party: BTreeMap<String, BTreeMap<(Timestamp, u64), Mrn>>,
+    deadlines: BTreeMap<i64, MrnSet>,
+    open_movements: BTreeSet<Mrn>,
+    last_position: Option<u64>,
+    now: Option<Timestamp>,
+}
+
+impl From<StoredEngine> for SignalEngine {
+    fn from(stored: StoredEngine) -> Self {
+        let mut movements = stored.movements;
+        for mrn in stored.signals.keys() {
+            if let Some(t) = movements.get_mut(mrn) {
+                t.signalled = true;
+            }
+        }
+        SignalEngine {
+            config: stored.config,
+            movements,
+            signals: stored.signals,
+            by_plate: stored.by_plate,
+            by_seal: stored.by_seal,
+            incidents_by_party: stored.incidents_by_party,
+            deadlines: stored.deadlines,
+            open_movements: stored.open_movements,
+            last_position: stored.last_position,
+            now: stored.now,
+        }
+    }
+}
+
+/// Serialises a hash map as the ordered map it stands for: entries in key order, so the
+/// bytes depend only on the content.
+fn serialize_sorted<K, V, S>(map: &HashMap<K, V>, serializer: S) -> Result<S::Ok, S::Error>
+where
+    K: Ord + Serialize,
+    V: Serialize,
+    S: serde::Serializer,
+{
+    let mut entries: Vec<(&K, &V)> = map.iter().collect();
+    entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    serializer.collect_map(entries)
+}
+
 fn ms(t: Timestamp) -> i64 {
     t.unix_millis()
 }
@@ -183,10 +251,13 @@ fn seconds_to_ms(s: u64) -> i64 {
 
 /// Plates are typed by hand at each office; spacing and case must not hide a match.
 fn normalise_plate(p: &str) -> String {
+    normalised_plate_chars(p).collect()
+}
+
+fn normalised_plate_chars(p: &str) -> impl Iterator<Item = char> + '_ {
     p.chars()
         .filter(char::is_ascii_alphanumeric)
         .map(|c| c.to_ascii_uppercase())
-        .collect()
 }
 
 fn seal_set<'a>(seals: impl IntoIterator<Item = &'a SealId>) -> BTreeSet<String> {
@@ -213,15 +284,38 @@ fn expected_seals(
     incidents: &[IncidentFact],
     at: Option<Timestamp>,
 ) -> (BTreeSet<String>, Option<u64>) {
-    let mut resealings: Vec<&IncidentFact> = incidents
+    let (seals, source) = expected_seal_ids(decl, incidents, at);
+    (seal_set(seals), source)
+}
+
+/// [`expected_seals`] without collecting them: the seals (possibly repeated) and the position
+/// of the re-sealing incident they come from, if any.
+fn expected_seal_ids<'a>(
+    decl: &'a TransitDeclaration,
+    incidents: &'a [IncidentFact],
+    at: Option<Timestamp>,
+) -> (impl Iterator<Item = &'a SealId> + Clone + 'a, Option<u64>) {
+    // Positions are distinct, so the latest by (time, position) is unique.
+    let resealing = incidents
         .iter()
         .filter(|i| !i.new_seals.is_empty() && at.is_none_or(|t| i.occurred_at <= t))
-        .collect();
-    resealings.sort_by_key(|i| (i.occurred_at, i.position));
-    match resealings.last() {
-        Some(i) => (seal_set(&i.new_seals), Some(i.position)),
-        None => (seal_set(decl.seals()), None),
-    }
+        .max_by_key(|i| (i.occurred_at, i.position));
+    // `TransitDeclaration::seals`, spelled out because its iterator is not `Clone`.
+    let seals = decl
+        .equipment
+        .iter()
+        .flat_map(|e| e.seals.iter())
+        .filter(move |_| resealing.is_none())
+        .chain(resealing.into_iter().flat_map(|i| i.new_seals.iter()));
+    (seals, resealing.map(|i| i.position))
+}
+
+/// Whether two lists of seals hold the same seals, ignoring order and repeats.
+fn same_seals<'a>(
+    a: impl Iterator<Item = &'a SealId> + Clone,
+    b: impl Iterator<Item = &'a SealId> + Clone,
+) -> bool {
+    a.clone().all(|x| b.clone().any(|y| y == x)) && b.clone().all(|y| a.clone().any(|x| x == y))
 }
 
 fn is_open(t: &Tracked) -> bool {
@@ -262,12 +356,22 @@ impl SignalEngine {
             return Vec::new();
         }
         self.last_position = Some(position);
-        let tracked = self.movements.entry(mrn.clone()).or_default();
+        // A lookup first: cloning the MRN for `entry` on every event costs an allocation.
+        if !self.movements.contains_key(mrn) {
+            self.movements.insert(mrn.clone(), Box::default());
+        }
+        let Some(tracked) = self.movements.get_mut(mrn) else {
+            return Vec::new();
+        };
         let released_before = tracked.state.release().is_some();
         tracked.state.apply_fact(event);
         record(&mut tracked.facts, position, meta, event, released_before);
-        let mut related = BTreeSet::from([mrn.clone()]);
-        self.refile(mrn, &mut related);
+        let mut related = BTreeSet::new();
+        if !self.refile(mrn, &mut related) {
+            // Filed under the same keys as before: only this movement's findings can change.
+            return self.evaluate(mrn, meta.recorded_at);
+        }
+        related.insert(mrn.clone());
         let mut changes = Vec::new();
         for m in &related {
             changes.extend(self.evaluate(m, meta.recorded_at));
@@ -388,14 +492,26 @@ impl SignalEngine {
 
     /// Re-files `mrn` in the cross-movement indexes and adds to `related` every movement whose
     /// findings may change with it (those sharing a plate, seal or party, before or after).
-    fn refile(&mut self, mrn: &Mrn, related: &mut BTreeSet<Mrn>) {
+    /// Returns false when the keys did not change: other movements see this one only through
+    /// its keys, so then nothing else can change.
+    fn refile(&mut self, mrn: &Mrn, related: &mut BTreeSet<Mrn>) -> bool {
         let Some(tracked) = self.movements.get(mrn) else {
-            return;
+            return false;
         };
+        // Most events leave the keys alone; checking that in place avoids building the
+        // party names, plate and seal set of every movement on every event.
+        let current = self.filing_is_current(tracked);
+        debug_assert_eq!(
+            current,
+            tracked.filed == self.filing(tracked),
+            "invariant: filing_is_current agrees with filing"
+        );
+        if current {
+            return false;
+        }
         let new = self.filing(tracked);
         if tracked.filed == new {
-            // Other movements see this one only through its keys, so nothing else can change.
-            return;
+            return false;
         }
         let old = tracked.filed.clone();
         if let Some(p) = &old.plate {
@@ -456,6 +572,63 @@ impl SignalEngine {
         if let Some(t) = self.movements.get_mut(mrn) {
             t.filed = new;
         }
+        true
+    }
+
+    /// Whether `t.filed` equals [`Self::filing`] of `t`, without building it.
+    fn filing_is_current(&self, t: &Tracked) -> bool {
+        let filed = &t.filed;
+        let Some(decl) = t.state.declaration() else {
+            return *filed == Filed::default();
+        };
+        if !filed.incidents.iter().copied().eq(t
+            .facts
+            .incidents
+            .iter()
+            .map(|i| (i.occurred_at, i.position)))
+        {
+            return false;
+        }
+        let open = is_open(t);
+        let deadline_ms = open.then(|| {
+            ms(decl.time_limit).saturating_add(seconds_to_ms(self.config.overdue_grace_seconds))
+        });
+        if filed.deadline_ms != deadline_ms {
+            return false;
+        }
+        // The parties are `holder:<id>` and, with a carrier, `carrier:<id>`: two distinct
+        // names, so equal counts and every filed name among them make equal sets.
+        let holder = decl.holder.id.as_str();
+        let carrier = decl.carrier.as_ref().map(|c| c.id.as_str());
+        if filed.parties.len() != 1 + usize::from(carrier.is_some())
+            || !filed.parties.iter().all(|p| {
+                p.strip_prefix("holder:") == Some(holder)
+                    || (carrier.is_some() && p.strip_prefix("carrier:") == carrier)
+            })
+        {
+            return false;
+        }
+        match (&filed.plate, open) {
+            (None, false) => {}
+            (Some(plate), true) => {
+                if !plate
+                    .chars()
+                    .eq(normalised_plate_chars(decl.transport.identity.as_str()))
+                {
+                    return false;
+                }
+            }
+            _ => return false,
+        }
+        if !open {
+            return filed.seals.is_empty();
+        }
+        let (expected, _) = expected_seal_ids(decl, &t.facts.incidents, None);
+        expected.clone().all(|s| filed.seals.contains(s.as_str()))
+            && filed
+                .seals
+                .iter()
+                .all(|f| expected.clone().any(|s| s.as_str() == f))
     }
 
     fn filing(&self, t: &Tracked) -> Filed {
@@ -492,8 +665,35 @@ impl SignalEngine {
     /// findings are raised, open signals no longer found are cleared, both at `at`. An open
     /// signal found again is left as first raised, so its explanation stays the one that fired.
     fn evaluate(&mut self, mrn: &Mrn, at: Timestamp) -> Vec<SignalChange> {
-        let candidates = self.candidates(mrn);
-        let stored = self.signals.entry(mrn.clone()).or_default();
+        let rules = Rules {
+            config: &self.config,
+            by_plate: &self.by_plate,
+            by_seal: &self.by_seal,
+            incidents_by_party: &self.incidents_by_party,
+            movements: &self.movements,
+            now: self.now,
+        };
+        let Some(t) = self.movements.get(mrn) else {
+            return Vec::new();
+        };
+        let candidates = rules.candidates(mrn, t);
+        let first_signals = !t.signalled;
+        if first_signals {
+            if candidates.is_empty() {
+                // Nothing found and nothing stored: nothing to reconcile.
+                debug_assert!(
+                    !self.signals.contains_key(mrn) && !self.open_movements.contains(mrn),
+                    "invariant: `signalled` follows `signals`"
+                );
+                return Vec::new();
+            }
+            // Every candidate is raised below, so the entry is never left empty.
+            self.signals.insert(mrn.clone(), BTreeMap::new());
+        }
+        let Some(stored) = self.signals.get_mut(mrn) else {
+            return Vec::new();
+        };
+        let was_open = stored.values().any(Signal::is_open);
         let mut changes = Vec::new();
         for (id, s) in stored.iter_mut() {
             if s.is_open() && !candidates.contains_key(id) {
@@ -510,7 +710,7 @@ impl SignalEngine {
                 rule: c.rule,
                 severity: c.severity,
                 mrn: mrn.clone(),
-                explanation: c.explanation,
+                explanation: (c.explanation)(),
                 evidence: sorted(c.evidence),
                 fired_at: at,
                 status: SignalStatus::Open,
@@ -518,29 +718,49 @@ impl SignalEngine {
             stored.insert(id, signal.clone());
             changes.push(SignalChange::Raised(signal));
         }
-        if stored.values().any(Signal::is_open) {
-            if !self.open_movements.contains(mrn) {
-                self.open_movements.insert(mrn.clone());
-            }
-        } else {
+        // `open_movements` holds exactly the movements with an open signal, so it changes
+        // only when this movement's answer does.
+        let open = stored.values().any(Signal::is_open);
+        debug_assert_eq!(was_open, self.open_movements.contains(mrn));
+        if open && !was_open {
+            self.open_movements.insert(mrn.clone());
+        } else if was_open && !open {
             self.open_movements.remove(mrn);
         }
-        if stored.is_empty() {
-            self.signals.remove(mrn);
+        debug_assert!(
+            !stored.is_empty(),
+            "invariant: a stored entry keeps its signals"
+        );
+        if first_signals {
+            if let Some(t) = self.movements.get_mut(mrn) {
+                t.signalled = true;
+            }
         }
         changes
     }
+}
 
-    fn candidates(&self, mrn: &Mrn) -> Candidates {
+/// The parts of the engine the rules read, borrowed apart from the stored signals so that
+/// [`SignalEngine::evaluate`] can reconcile those while the candidates still borrow the facts
+/// (their explanations are built only for the signals raised).
+#[derive(Clone, Copy)]
+struct Rules<'a> {
+    config: &'a FraudConfig,
+    movements: &'a HashMap<Mrn, Box<Tracked>>,
+    by_plate: &'a BTreeMap<String, MrnSet>,
+    by_seal: &'a BTreeMap<String, MrnSet>,
+    incidents_by_party: &'a BTreeMap<String, BTreeMap<(Timestamp, u64), Mrn>>,
+    now: Option<Timestamp>,
+}
+
+impl<'a> Rules<'a> {
+    fn candidates(self, mrn: &'a Mrn, t: &'a Tracked) -> Candidates<'a> {
         let mut out = Candidates::new();
-        let Some(t) = self.movements.get(mrn) else {
-            return out;
-        };
         let Some(decl) = t.state.declaration() else {
             return out;
         };
         let cx = Cx {
-            config: &self.config,
+            config: self.config,
             mrn,
             t,
             decl,
@@ -550,14 +770,14 @@ impl SignalEngine {
         cx.diversion(&mut out);
         cx.seal_mismatch(&mut out);
         cx.quantity(&mut out);
-        self.shared(&cx, &mut out);
+        self.shared(cx, &mut out);
         cx.too_fast(&mut out);
-        self.repeated_incidents(&cx, &mut out);
+        self.repeated_incidents(cx, &mut out);
         cx.high_risk_goods(&mut out);
         out
     }
 
-    fn shared(&self, cx: &Cx<'_>, out: &mut Candidates) {
+    fn shared(self, cx: Cx<'a>, out: &mut Candidates<'a>) {
         let own_release = cx.t.facts.release_position;
         let other_release = |m: &Mrn| self.movements.get(m).and_then(|o| o.facts.release_position);
         if let Some(plate) = &cx.t.filed.plate {
@@ -570,12 +790,14 @@ impl SignalEngine {
                     Candidate {
                         rule: RuleId::SharedVehicle,
                         severity: Severity::High,
-                        explanation: format!(
-                            "vehicle {plate} is on open movement {} and on open movement \
-                             {other} at once (threshold: a vehicle may carry at most 1 open \
-                             movement)",
-                            cx.mrn
-                        ),
+                        explanation: Box::new(move || {
+                            format!(
+                                "vehicle {plate} is on open movement {} and on open movement \
+                                 {other} at once (threshold: a vehicle may carry at most 1 open \
+                                 movement)",
+                                cx.mrn
+                            )
+                        }),
                         evidence: own_release
                             .into_iter()
                             .chain(other_release(other))
@@ -594,11 +816,13 @@ impl SignalEngine {
                     Candidate {
                         rule: RuleId::SharedSeal,
                         severity: Severity::High,
-                        explanation: format!(
-                            "seal {seal} is on open movement {} and on open movement {other} \
-                             at once (threshold: a seal may close at most 1 open movement)",
-                            cx.mrn
-                        ),
+                        explanation: Box::new(move || {
+                            format!(
+                                "seal {seal} is on open movement {} and on open movement {other} \
+                                 at once (threshold: a seal may close at most 1 open movement)",
+                                cx.mrn
+                            )
+                        }),
                         evidence: own_release
                             .into_iter()
                             .chain(other_release(other))
@@ -609,12 +833,13 @@ impl SignalEngine {
         }
     }
 
-    fn repeated_incidents(&self, cx: &Cx<'_>, out: &mut Candidates) {
+    fn repeated_incidents(self, cx: Cx<'a>, out: &mut Candidates<'a>) {
         let window_ms = seconds_to_ms(self.config.incidents_window_seconds);
         let count_min = usize::try_from(self.config.incidents_count_min.max(1)).unwrap_or(1);
         if cx.t.facts.incidents.is_empty() {
             return;
         }
+        let config = self.config;
         for party in &cx.t.filed.parties {
             let Some(list) = self.incidents_by_party.get(party) else {
                 continue;
@@ -629,23 +854,28 @@ impl SignalEngine {
                 }
                 let window = &entries[start..=end];
                 if window.len() >= count_min && window.iter().any(|(_, m)| *m == cx.mrn) {
-                    let mrns: BTreeSet<&str> = window.iter().map(|(_, m)| m.as_str()).collect();
+                    let evidence = window.iter().map(|(k, _)| k.1).collect();
+                    let window = window.to_vec();
                     out.insert(
                         SignalId::new(RuleId::RepeatedIncidents, cx.mrn, party),
                         Candidate {
                             rule: RuleId::RepeatedIncidents,
                             severity: Severity::Medium,
-                            explanation: format!(
-                                "{} incidents for {party} between {} and {} (threshold: {} \
-                                 within {} s), on movements {}",
-                                window.len(),
-                                window[0].0 .0,
-                                window[window.len() - 1].0 .0,
-                                self.config.incidents_count_min,
-                                self.config.incidents_window_seconds,
-                                mrns.into_iter().collect::<Vec<_>>().join(", ")
-                            ),
-                            evidence: window.iter().map(|(k, _)| k.1).collect(),
+                            explanation: Box::new(move || {
+                                let mrns: BTreeSet<&str> =
+                                    window.iter().map(|(_, m)| m.as_str()).collect();
+                                format!(
+                                    "{} incidents for {party} between {} and {} (threshold: {} \
+                                     within {} s), on movements {}",
+                                    window.len(),
+                                    window[0].0 .0,
+                                    window[window.len() - 1].0 .0,
+                                    config.incidents_count_min,
+                                    config.incidents_window_seconds,
+                                    mrns.into_iter().collect::<Vec<_>>().join(", ")
+                                )
+                            }),
+                            evidence,
                         },
                     );
                     break;
@@ -745,6 +975,7 @@ fn record(
 }
 
 /// One movement's context for the per-movement rules.
+#[derive(Clone, Copy)]
 struct Cx<'a> {
     config: &'a FraudConfig,
     mrn: &'a Mrn,
@@ -752,7 +983,7 @@ struct Cx<'a> {
     decl: &'a TransitDeclaration,
 }
 
-impl Cx<'_> {
+impl<'a> Cx<'a> {
     fn id(&self, rule: RuleId, discriminator: &str) -> SignalId {
         SignalId::new(rule, self.mrn, discriminator)
     }
@@ -769,7 +1000,7 @@ impl Cx<'_> {
 
     /// Rule 1: released, no arrival, and the clock is past time limit + grace. The clock is
     /// the last tick, so a movement released after its deadline already ticked fires at once.
-    fn overdue(&self, now: Option<Timestamp>, out: &mut Candidates) {
+    fn overdue(self, now: Option<Timestamp>, out: &mut Candidates<'a>) {
         let Some(now) = now else { return };
         let Some(deadline) = self.t.filed.deadline_ms else {
             return;
@@ -782,11 +1013,13 @@ impl Cx<'_> {
             Candidate {
                 rule: RuleId::Overdue,
                 severity: Severity::High,
-                explanation: format!(
-                    "no arrival recorded: time limit {} plus grace of {} s (threshold) has \
-                     passed",
-                    self.decl.time_limit, self.config.overdue_grace_seconds
-                ),
+                explanation: Box::new(move || {
+                    format!(
+                        "no arrival recorded: time limit {} plus grace of {} s (threshold) has \
+                         passed",
+                        self.decl.time_limit, self.config.overdue_grace_seconds
+                    )
+                }),
                 evidence: self
                     .t
                     .facts
@@ -800,14 +1033,8 @@ impl Cx<'_> {
     }
 
     /// Rule 2: an arrival or discharge, and a declared office of transit without a crossing.
-    fn missing_crossing(&self, out: &mut Candidates) {
+    fn missing_crossing(self, out: &mut Candidates<'a>) {
         let f = &self.t.facts;
-        let ends: Vec<u64> = f
-            .arrivals
-            .iter()
-            .map(|a| a.position)
-            .chain(f.end_positions.iter().copied())
-            .collect();
         let discharged = matches!(
             self.t.state.status(),
             transit_rules::MovementStatus::Discharged
@@ -815,9 +1042,8 @@ impl Cx<'_> {
         if f.arrivals.is_empty() && !discharged {
             return;
         }
-        let crossed: BTreeSet<&OfficeCode> = f.crossings.iter().map(|c| &c.office).collect();
         for office in self.decl.transit_offices() {
-            if crossed.contains(office) {
+            if f.crossings.iter().any(|c| &c.office == office) {
                 continue;
             }
             out.insert(
@@ -825,17 +1051,22 @@ impl Cx<'_> {
                 Candidate {
                     rule: RuleId::MissingCrossing,
                     severity: Severity::High,
-                    explanation: format!(
-                        "arrival or discharge recorded but no crossing at declared office of \
-                         transit {office} (threshold: every declared office of transit must \
-                         record a crossing; crossings recorded: {})",
-                        list(&crossed.iter().map(|o| o.as_str().to_owned()).collect())
-                    ),
+                    explanation: Box::new(move || {
+                        let crossed: BTreeSet<&OfficeCode> =
+                            f.crossings.iter().map(|c| &c.office).collect();
+                        format!(
+                            "arrival or discharge recorded but no crossing at declared office \
+                             of transit {office} (threshold: every declared office of transit \
+                             must record a crossing; crossings recorded: {})",
+                            list(&crossed.iter().map(|o| o.as_str().to_owned()).collect())
+                        )
+                    }),
                     evidence: f
                         .declaration_positions
                         .iter()
                         .copied()
-                        .chain(ends.iter().copied())
+                        .chain(f.arrivals.iter().map(|a| a.position))
+                        .chain(f.end_positions.iter().copied())
                         .collect(),
                 },
             );
@@ -844,40 +1075,52 @@ impl Cx<'_> {
 
     /// Rule 3: a crossing at an undeclared office, a destination changed after release, an
     /// arrival elsewhere than the destination, or a deviation incident.
-    fn diversion(&self, out: &mut Candidates) {
+    fn diversion(self, out: &mut Candidates<'a>) {
         let f = &self.t.facts;
-        let deviations = self.incident_positions(IncidentCode::Deviation);
-        let note = if deviations.is_empty() {
-            String::new()
-        } else {
-            format!("; deviation incidents at positions {deviations:?}")
-        };
-        let declared: BTreeSet<&OfficeCode> = self.decl.transit_offices().collect();
-        let mut add = |disc: String, severity, explanation: String, mut evidence: Vec<u64>| {
+        // Deviation incidents join every diversion finding; looked up only once one is made.
+        let mut deviations: Option<Vec<u64>> = None;
+        let mut add = |disc: String, severity, explanation: Explain<'a>, mut evidence: Vec<u64>| {
+            let deviations =
+                deviations.get_or_insert_with(|| self.incident_positions(IncidentCode::Deviation));
             evidence.extend(deviations.iter().copied());
             out.insert(
                 self.id(RuleId::Diversion, &disc),
                 Candidate {
                     rule: RuleId::Diversion,
                     severity,
-                    explanation: format!("{explanation}{note}"),
+                    explanation: Box::new(move || {
+                        let deviations = self.incident_positions(IncidentCode::Deviation);
+                        let note = if deviations.is_empty() {
+                            String::new()
+                        } else {
+                            format!("; deviation incidents at positions {deviations:?}")
+                        };
+                        format!("{}{note}", explanation())
+                    }),
                     evidence,
                 },
             );
         };
         for c in &f.crossings {
-            if declared.contains(&c.office) {
+            if self.decl.transit_offices().any(|o| *o == c.office) {
                 continue;
             }
             add(
                 format!("crossing:{}", c.office),
                 Severity::High,
-                format!(
-                    "crossing at {} which is not a declared office of transit (threshold: \
-                     only declared offices {} may be crossed)",
-                    c.office,
-                    list(&declared.iter().map(|o| o.as_str().to_owned()).collect())
-                ),
+                Box::new(move || {
+                    let declared: BTreeSet<String> = self
+                        .decl
+                        .transit_offices()
+                        .map(|o| o.as_str().to_owned())
+                        .collect();
+                    format!(
+                        "crossing at {} which is not a declared office of transit (threshold: \
+                         only declared offices {} may be crossed)",
+                        c.office,
+                        list(&declared)
+                    )
+                }),
                 vec![c.position],
             );
         }
@@ -885,11 +1128,13 @@ impl Cx<'_> {
             add(
                 format!("destination:{}", d.to),
                 Severity::High,
-                format!(
-                    "destination changed from {} to {} after release (threshold: no change \
-                     of destination after release)",
-                    d.from, d.to
-                ),
+                Box::new(move || {
+                    format!(
+                        "destination changed from {} to {} after release (threshold: no change \
+                         of destination after release)",
+                        d.from, d.to
+                    )
+                }),
                 f.release_position.into_iter().chain([d.position]).collect(),
             );
         }
@@ -900,11 +1145,13 @@ impl Cx<'_> {
             add(
                 format!("arrival:{}", a.office),
                 Severity::High,
-                format!(
-                    "arrival at {} instead of the office of destination {} (threshold: \
-                     arrival only at the current destination)",
-                    a.office, self.decl.office_of_destination
-                ),
+                Box::new(move || {
+                    format!(
+                        "arrival at {} instead of the office of destination {} (threshold: \
+                         arrival only at the current destination)",
+                        a.office, self.decl.office_of_destination
+                    )
+                }),
                 vec![a.position],
             );
         }
@@ -916,83 +1163,92 @@ impl Cx<'_> {
             add(
                 format!("incident:{}", i.position),
                 Severity::Medium,
-                format!(
-                    "deviation incident at {} ({}endorsed) (threshold: any deviation \
-                     incident)",
-                    i.occurred_at,
-                    if i.endorsed { "" } else { "not " }
-                ),
+                Box::new(move || {
+                    format!(
+                        "deviation incident at {} ({}endorsed) (threshold: any deviation \
+                         incident)",
+                        i.occurred_at,
+                        if i.endorsed { "" } else { "not " }
+                    )
+                }),
                 vec![i.position],
             );
         }
     }
 
     /// Rule 4: seals at the border or destination differ from those expected.
-    fn seal_mismatch(&self, out: &mut Candidates) {
+    fn seal_mismatch(self, out: &mut Candidates<'a>) {
         let f = &self.t.facts;
-        let broken = self.incident_positions(IncidentCode::SealsBroken);
-        let mut checkpoint = |disc: String,
-                              place: String,
+        let mut checkpoint = |disc: &'static str,
+                              place: &'static str,
+                              office: &'a OfficeCode,
                               position: u64,
                               at: Timestamp,
                               intact: bool,
-                              found: BTreeSet<String>| {
-            let (expected, source) = expected_seals(self.decl, &f.incidents, Some(at));
-            if intact && found == expected {
+                              found: &'a [SealId]| {
+            let (expected, source) = expected_seal_ids(self.decl, &f.incidents, Some(at));
+            if intact && same_seals(found.iter(), expected) {
                 return;
             }
-            let mut why = Vec::new();
-            if !intact {
-                why.push("seals reported not intact".to_owned());
-            }
-            if found != expected {
-                why.push(format!(
-                    "seals found [{}] differ from expected [{}]",
-                    list(&found),
-                    list(&expected)
-                ));
-            }
+            let broken = self.incident_positions(IncidentCode::SealsBroken);
             let mut evidence: Vec<u64> = f.declaration_positions.clone();
             evidence.push(position);
             evidence.extend(source);
             evidence.extend(broken.iter().copied());
-            let note = if broken.is_empty() {
-                String::new()
-            } else {
-                format!("; seals-broken incidents at positions {broken:?}")
-            };
             out.insert(
-                self.id(RuleId::SealMismatch, &disc),
+                self.id(RuleId::SealMismatch, &format!("{disc}:{office}")),
                 Candidate {
                     rule: RuleId::SealMismatch,
                     severity: Severity::High,
-                    explanation: format!(
-                        "at {place}: {} (threshold: seals intact and identical to the \
-                         declared or re-sealed set){note}",
-                        why.join("; ")
-                    ),
+                    explanation: Box::new(move || {
+                        let found = seal_set(found);
+                        let (expected, _) = expected_seals(self.decl, &f.incidents, Some(at));
+                        let mut why = Vec::new();
+                        if !intact {
+                            why.push("seals reported not intact".to_owned());
+                        }
+                        if found != expected {
+                            why.push(format!(
+                                "seals found [{}] differ from expected [{}]",
+                                list(&found),
+                                list(&expected)
+                            ));
+                        }
+                        let note = if broken.is_empty() {
+                            String::new()
+                        } else {
+                            format!("; seals-broken incidents at positions {broken:?}")
+                        };
+                        format!(
+                            "at {place} {office}: {} (threshold: seals intact and identical to \
+                             the declared or re-sealed set){note}",
+                            why.join("; ")
+                        )
+                    }),
                     evidence,
                 },
             );
         };
         for c in &f.crossings {
             checkpoint(
-                format!("crossing:{}", c.office),
-                format!("crossing {}", c.office),
+                "crossing",
+                "crossing",
+                &c.office,
                 c.position,
                 c.crossed_at,
                 c.seals_intact,
-                seal_set(&c.seals_observed),
+                &c.seals_observed,
             );
         }
         for c in &f.controls {
             checkpoint(
-                format!("destination:{}", c.office),
-                format!("destination control {}", c.office),
+                "destination",
+                "destination control",
+                &c.office,
                 c.position,
                 c.occurred_at,
                 c.seals_intact,
-                seal_set(&c.seals_found),
+                &c.seals_found,
             );
         }
         // A seals-broken incident without new seals leaves the load unsealed.
@@ -1006,12 +1262,14 @@ impl Cx<'_> {
                 Candidate {
                     rule: RuleId::SealMismatch,
                     severity: Severity::Medium,
-                    explanation: format!(
-                        "seals-broken incident at {} with no new seals ({}endorsed) \
-                         (threshold: broken seals must be replaced)",
-                        i.occurred_at,
-                        if i.endorsed { "" } else { "not " }
-                    ),
+                    explanation: Box::new(move || {
+                        format!(
+                            "seals-broken incident at {} with no new seals ({}endorsed) \
+                             (threshold: broken seals must be replaced)",
+                            i.occurred_at,
+                            if i.endorsed { "" } else { "not " }
+                        )
+                    }),
                     evidence: vec![i.position],
                 },
             );
@@ -1019,25 +1277,26 @@ impl Cx<'_> {
     }
 
     /// Rule 5: mass or packages at destination beyond tolerance (the latest control counts).
-    fn quantity(&self, out: &mut Candidates) {
+    fn quantity(self, out: &mut Candidates<'a>) {
         let Some(c) = self.t.facts.controls.last() else {
             return;
         };
-        let evidence: Vec<u64> = self
-            .t
-            .facts
-            .declaration_positions
-            .iter()
-            .copied()
-            .chain([c.position])
-            .collect();
+        let evidence = || -> Vec<u64> {
+            self.t
+                .facts
+                .declaration_positions
+                .iter()
+                .copied()
+                .chain([c.position])
+                .collect()
+        };
+        let config = self.config;
         if let Some(found) = c.gross_mass_g_found {
             let declared = self.decl.gross_mass_g_total();
-            let relative =
-                u128::from(declared) * u128::from(self.config.mass_tolerance_bp) / 10_000;
+            let relative = u128::from(declared) * u128::from(config.mass_tolerance_bp) / 10_000;
             let tolerance = u64::try_from(relative)
                 .unwrap_or(u64::MAX)
-                .max(self.config.mass_tolerance_g);
+                .max(config.mass_tolerance_g);
             let diff = found.abs_diff(declared);
             if diff > tolerance {
                 out.insert(
@@ -1045,13 +1304,15 @@ impl Cx<'_> {
                     Candidate {
                         rule: RuleId::QuantityDiscrepancy,
                         severity: Severity::High,
-                        explanation: format!(
-                            "gross mass found {found} g at {} vs declared {declared} g: \
-                             difference {diff} g exceeds tolerance {tolerance} g (threshold: \
-                             max of {} bp and {} g)",
-                            c.office, self.config.mass_tolerance_bp, self.config.mass_tolerance_g
-                        ),
-                        evidence: evidence.clone(),
+                        explanation: Box::new(move || {
+                            format!(
+                                "gross mass found {found} g at {} vs declared {declared} g: \
+                                 difference {diff} g exceeds tolerance {tolerance} g \
+                                 (threshold: max of {} bp and {} g)",
+                                c.office, config.mass_tolerance_bp, config.mass_tolerance_g
+                            )
+                        }),
+                        evidence: evidence(),
                     },
                 );
             }
@@ -1059,18 +1320,20 @@ impl Cx<'_> {
         if let Some(found) = c.packages_found {
             let declared = self.decl.packages_total();
             let diff = found.abs_diff(declared);
-            if diff > self.config.package_tolerance {
+            if diff > config.package_tolerance {
                 out.insert(
                     self.id(RuleId::QuantityDiscrepancy, "packages"),
                     Candidate {
                         rule: RuleId::QuantityDiscrepancy,
                         severity: Severity::High,
-                        explanation: format!(
-                            "{found} packages found at {} vs {declared} declared: difference \
-                             {diff} exceeds tolerance {} (threshold)",
-                            c.office, self.config.package_tolerance
-                        ),
-                        evidence,
+                        explanation: Box::new(move || {
+                            format!(
+                                "{found} packages found at {} vs {declared} declared: \
+                                 difference {diff} exceeds tolerance {} (threshold)",
+                                c.office, config.package_tolerance
+                            )
+                        }),
+                        evidence: evidence(),
                     },
                 );
             }
@@ -1079,34 +1342,51 @@ impl Cx<'_> {
 
     /// Rule 7: release -> crossings -> first arrival, in time order, each segment at least
     /// its configured minimum.
-    fn too_fast(&self, out: &mut Candidates) {
+    fn too_fast(self, out: &mut Candidates<'a>) {
         let f = &self.t.facts;
         let (Some(release), Some(release_pos)) = (self.t.state.release(), f.release_position)
         else {
             return;
         };
-        let mut points = vec![(
-            self.decl.office_of_departure.clone(),
+        if f.crossings.is_empty() && f.arrivals.is_empty() {
+            // The release alone makes no segment.
+            return;
+        }
+        // A segment at least as long as every minimum needs no lookup of its own (the list
+        // of minimums is searched linearly, comparing office codes).
+        let minimum_max_s = self
+            .config
+            .segment_minimums
+            .iter()
+            .map(|s| s.seconds)
+            .fold(self.config.segment_minimum_seconds_default, u64::max);
+        let mut points: Vec<(&OfficeCode, Timestamp, u64)> =
+            Vec::with_capacity(f.crossings.len() + 2);
+        points.push((
+            &self.decl.office_of_departure,
             release.released_at,
             release_pos,
-        )];
-        let mut crossings: Vec<&CrossingFact> = f.crossings.iter().collect();
-        crossings.sort_by_key(|c| (c.crossed_at, c.position));
+        ));
+        let crossings_from = points.len();
         points.extend(
-            crossings
+            f.crossings
                 .iter()
-                .map(|c| (c.office.clone(), c.crossed_at, c.position)),
+                .map(|c| (&c.office, c.crossed_at, c.position)),
         );
+        points[crossings_from..].sort_by_key(|(_, at, position)| (*at, *position));
         if let Some(a) = f.arrivals.iter().min_by_key(|a| (a.arrived_at, a.position)) {
-            points.push((a.office.clone(), a.arrived_at, a.position));
+            points.push((&a.office, a.arrived_at, a.position));
         }
         for w in points.windows(2) {
-            let ((from, t0, p0), (to, t1, p1)) = (&w[0], &w[1]);
+            let ((from, t0, p0), (to, t1, p1)) = (w[0], w[1]);
             if from == to {
                 continue;
             }
+            let elapsed_ms = ms(t1) - ms(t0);
+            if elapsed_ms >= seconds_to_ms(minimum_max_s) {
+                continue;
+            }
             let min_s = self.config.segment_minimum_seconds(from, to);
-            let elapsed_ms = ms(*t1) - ms(*t0);
             if elapsed_ms >= seconds_to_ms(min_s) {
                 continue;
             }
@@ -1115,33 +1395,31 @@ impl Cx<'_> {
                 Candidate {
                     rule: RuleId::TooFast,
                     severity: Severity::Medium,
-                    explanation: format!(
-                        "segment {from} -> {to} took {} s ({t0} to {t1}), less than the \
-                         minimum of {min_s} s (threshold)",
-                        elapsed_ms.div_euclid(1000)
-                    ),
-                    evidence: vec![*p0, *p1],
+                    explanation: Box::new(move || {
+                        format!(
+                            "segment {from} -> {to} took {} s ({t0} to {t1}), less than the \
+                             minimum of {min_s} s (threshold)",
+                            elapsed_ms.div_euclid(1000)
+                        )
+                    }),
+                    evidence: vec![p0, p1],
                 },
             );
         }
     }
 
     /// Rule 9: high-risk goods together with any other finding on the movement.
-    fn high_risk_goods(&self, out: &mut Candidates) {
+    fn high_risk_goods(self, out: &mut Candidates<'a>) {
         if out.is_empty() {
             return;
         }
-        let matched: Vec<String> = self
+        let config = self.config;
+        if !self
             .decl
             .goods
             .iter()
-            .filter_map(|g| {
-                self.config
-                    .high_risk_prefix(&g.hs_code)
-                    .map(|p| format!("{} (prefix {p})", g.hs_code))
-            })
-            .collect();
-        if matched.is_empty() {
+            .any(|g| config.high_risk_prefix(&g.hs_code).is_some())
+        {
             return;
         }
         let others: BTreeSet<&str> = out.values().map(|c| c.rule.code()).collect();
@@ -1153,12 +1431,24 @@ impl Cx<'_> {
             .copied()
             .chain(out.values().flat_map(|c| c.evidence.iter().copied()))
             .collect();
-        let explanation = format!(
-            "high-risk goods {} (threshold: HS prefixes {}) on a movement with open signals {}",
-            matched.join(", "),
-            self.config.high_risk_hs_prefixes.join(","),
-            others.into_iter().collect::<Vec<_>>().join(", ")
-        );
+        let explanation = Box::new(move || {
+            let matched: Vec<String> = self
+                .decl
+                .goods
+                .iter()
+                .filter_map(|g| {
+                    config
+                        .high_risk_prefix(&g.hs_code)
+                        .map(|p| format!("{} (prefix {p})", g.hs_code))
+                })
+                .collect();
+            format!(
+                "high-risk goods {} (threshold: HS prefixes {}) on a movement with open signals {}",
+                matched.join(", "),
+                config.high_risk_hs_prefixes.join(","),
+                others.iter().copied().collect::<Vec<_>>().join(", ")
+            )
+        });
         out.insert(
             self.id(RuleId::HighRiskGoods, ""),
             Candidate {

@@ -583,13 +583,19 @@ impl SignatureError {
         self.to_string()
     }
 
-    /// 401 or 403.
+    /// 401 until the signature has verified (who sent it is not known), 403 for what is
+    /// refused about the key that made it: validity, revocation, country, office.
     pub fn kind(&self) -> SignatureErrorKind {
         match self {
-            Self::KeyCountryMismatch { .. } | Self::KeyOfficeNotAllowed { .. } => {
-                SignatureErrorKind::Forbidden
-            }
-            _ => SignatureErrorKind::Unauthenticated,
+            Self::Missing
+            | Self::Malformed(_)
+            | Self::UnknownKey { .. }
+            | Self::BadSignature { .. } => SignatureErrorKind::Unauthenticated,
+            Self::KeyNotYetValid { .. }
+            | Self::KeyExpired { .. }
+            | Self::KeyRevoked { .. }
+            | Self::KeyCountryMismatch { .. }
+            | Self::KeyOfficeNotAllowed { .. } => SignatureErrorKind::Forbidden,
         }
     }
 }

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc as std_mpsc;
 use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use ledger_merkle::{leaf_hash, Hash, MerkleTree};
@@ -26,6 +26,7 @@ use uuid::Uuid;
 
 use crate::checkpoint::{LedgerKey, SignedCheckpoint};
 use crate::clock::{Clock, SystemClock};
+use crate::observe::{AppendAnswer, AppendObserved, CommitObserved, StoreObserver};
 use crate::record::{
     self, check_framed, decode_payload, encode_record, segment_header, BlockFrame, BlockScanner,
     Frame, RecordFields, SegmentScanner, RECORD_HEADER_LEN, SEGMENT_HEADER_LEN,
@@ -173,6 +174,8 @@ struct Inner {
     poisoned: RwLock<Option<String>>,
     checkpoints: Mutex<CheckpointLog>,
     latest_checkpoint: RwLock<Option<SignedCheckpoint>>,
+    /// Told about every append and group commit (see [`FileStore::set_observer`]).
+    observer: RwLock<Option<Arc<dyn StoreObserver>>>,
 }
 
 struct CheckpointLog {
@@ -244,6 +247,7 @@ impl FileStore {
             poisoned: RwLock::new(None),
             checkpoints: Mutex::new(checkpoint_log),
             latest_checkpoint: RwLock::new(latest),
+            observer: RwLock::new(None),
         });
         let writer_state = Writer {
             inner: Arc::downgrade(&inner),
@@ -287,6 +291,31 @@ impl FileStore {
     /// The ledger's public key, to check checkpoints.
     pub fn public_key(&self) -> ed25519_dalek::VerifyingKey {
         self.inner.key.public()
+    }
+
+    /// Reports every append and every group commit from now on to `observer` (replacing any
+    /// earlier one): how a service measures the log without this crate knowing its metrics.
+    pub fn set_observer(&self, observer: Arc<dyn StoreObserver>) {
+        *self.inner.observer.write() = Some(observer);
+    }
+
+    /// Queues an append for the writer and waits for its answer.
+    async fn append_queued(&self, appends: Vec<StreamAppend>) -> Result<AppendOutcome, StoreError> {
+        if appends.iter().all(|a| a.events.is_empty()) {
+            return Err(StoreError::Invalid(
+                "an append needs at least one event".to_owned(),
+            ));
+        }
+        if let Some(reason) = self.inner.poisoned.read().clone() {
+            return Err(StoreError::Poisoned(reason));
+        }
+        let (reply, rx) = oneshot::channel();
+        self.inner
+            .tx
+            .send(Command::Append { appends, reply })
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
     }
 
     /// Approximate memory held by the index and the tree, in bytes.
@@ -383,7 +412,12 @@ impl Inner {
         // losing the newest one in a crash loses a signature, never an event, and the next
         // one re-signs the same history. Syncing a second file on every checkpoint stalled
         // the log's own fsync (ext4 journal) by tens of milliseconds; `close` syncs it.
-        log.file.write_all_at(&frame, at)?;
+        if let Err(err) = log.file.write_all_at(&frame, at) {
+            // Cut a partly written frame (a full disk) back off, so that the next checkpoint
+            // is written over a clean end.
+            let _ = log.file.set_len(at);
+            return Err(err.into());
+        }
         log.len += frame.len() as u64;
         *self.latest_checkpoint.write() = Some(checkpoint.clone());
         Ok(Some(checkpoint))
@@ -1355,11 +1389,14 @@ impl Writer {
         }
         if !buf.is_empty() {
             if let Err(err) = self.write_durably(inner, &mut buf, &mut new_locs) {
-                let reason = err.to_string();
+                // Each waiter gets the failure with its kind kept (`StorageFull` on ENOSPC),
+                // so the edges can tell a full disk from a broken one.
+                let (kind, reason) = (err.kind(), err.to_string());
                 for p in prepared {
-                    let _ = p
-                        .reply
-                        .send(Err(StoreError::Io(std::io::Error::other(reason.clone()))));
+                    let _ = p.reply.send(Err(StoreError::Io(std::io::Error::new(
+                        kind,
+                        reason.clone(),
+                    ))));
                 }
                 return;
             }
@@ -1418,9 +1455,17 @@ impl Writer {
             }
             return Err(err);
         }
+        let fsync_started = Instant::now();
         if let Err(err) = self.active.file.sync_data() {
             *inner.poisoned.write() = Some(format!("fsync failed: {err}"));
             return Err(err);
+        }
+        if let Some(observer) = &*inner.observer.read() {
+            observer.commit_synced(&CommitObserved {
+                events: new_locs.len() as u64,
+                bytes: buf.len() as u64,
+                fsync: fsync_started.elapsed(),
+            });
         }
         self.active.len = at + buf.len() as u64;
         buf.clear();
@@ -1453,10 +1498,18 @@ fn create_segment(log_dir: &Path, first_position: u64) -> std::io::Result<(File,
         .read(true)
         .write(true)
         .open(&path)?;
-    file.write_all_at(&segment_header(first_position), 0)?;
-    file.sync_all()?;
-    // The new name must survive a crash too.
-    File::open(log_dir)?.sync_all()?;
+    let written = file
+        .write_all_at(&segment_header(first_position), 0)
+        .and_then(|()| file.sync_all())
+        // The new name must survive a crash too.
+        .and_then(|()| File::open(log_dir)?.sync_all());
+    if let Err(err) = written {
+        // A segment that could not be set up (a full disk) is removed again, so the next
+        // append can create it afresh once there is room, and an open never finds it
+        // half-made.
+        let _ = std::fs::remove_file(&path);
+        return Err(err);
+    }
     let read = Arc::new(File::open(&path)?);
     Ok((file, Segment { path, read }))
 }
@@ -1632,21 +1685,21 @@ fn read_committed(
 #[async_trait]
 impl EventStore for FileStore {
     async fn append(&self, appends: Vec<StreamAppend>) -> Result<AppendOutcome, StoreError> {
-        if appends.iter().all(|a| a.events.is_empty()) {
-            return Err(StoreError::Invalid(
-                "an append needs at least one event".to_owned(),
-            ));
+        let started = Instant::now();
+        let result = self.append_queued(appends).await;
+        if let Some(observer) = &*self.inner.observer.read() {
+            let (answer, events) = match &result {
+                Ok(outcome) if outcome.already_recorded => (AppendAnswer::Duplicate, 0),
+                Ok(outcome) => (AppendAnswer::Recorded, outcome.events.len() as u64),
+                Err(_) => (AppendAnswer::Failed, 0),
+            };
+            observer.append_answered(&AppendObserved {
+                answer,
+                events,
+                latency: started.elapsed(),
+            });
         }
-        if let Some(reason) = self.inner.poisoned.read().clone() {
-            return Err(StoreError::Poisoned(reason));
-        }
-        let (reply, rx) = oneshot::channel();
-        self.inner
-            .tx
-            .send(Command::Append { appends, reply })
-            .await
-            .map_err(|_| StoreError::Closed)?;
-        rx.await.map_err(|_| StoreError::Closed)?
+        result
     }
 
     async fn read_stream(

@@ -9,6 +9,7 @@
 pub mod checkpoint;
 pub mod clock;
 pub mod file;
+pub mod observe;
 pub mod record;
 pub mod testsuite;
 pub mod verify;
@@ -24,6 +25,7 @@ use uuid::Uuid;
 pub use checkpoint::{LedgerKey, SignedCheckpoint};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use ledger_merkle::Hash;
+pub use observe::StoreObserver;
 
 /// Most events one append may carry (all streams together).
 pub const APPEND_EVENTS_MAX: usize = 1024;

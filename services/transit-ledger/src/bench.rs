@@ -337,6 +337,11 @@ pub async fn run_append(opts: AppendBenchOptions) -> anyhow::Result<()> {
 pub struct BrokerBenchOptions {
     /// The broker's STOMP address (start it with `ops/activemq.sh start`).
     pub broker: std::net::SocketAddr,
+    /// Who the ledger node connects as (`ledger`).
+    pub ledger: crate::broker::BrokerCredentials,
+    /// Who sends the inbound messages and reads the office's queue, standing in for Togo's
+    /// national system (`tg`: the broker lets only Togo write Togo's inbound queue).
+    pub producer: crate::broker::BrokerCredentials,
     /// Folder in which the temporary data folder is made.
     pub dir: PathBuf,
     /// Messages for the ingest run.
@@ -354,9 +359,14 @@ struct BenchNode {
 }
 
 impl BenchNode {
-    fn start(dir: &Path, broker: std::net::SocketAddr) -> anyhow::Result<Self> {
+    fn start(
+        dir: &Path,
+        broker: std::net::SocketAddr,
+        credentials: &crate::broker::BrokerCredentials,
+    ) -> anyhow::Result<Self> {
         let store = open(dir)?;
-        let mut config = crate::broker::BrokerConfig::new(broker, vec!["TG".parse()?]);
+        let mut config =
+            crate::broker::BrokerConfig::new(broker, vec!["TG".parse()?], credentials.clone());
         config.queue_suffix = format!(".bench-{}", Uuid::new_v4().simple());
         let config = Arc::new(config);
         let dyn_store: Arc<dyn EventStore> = store.clone();
@@ -417,7 +427,7 @@ pub async fn run_broker(opts: BrokerBenchOptions) -> anyhow::Result<()> {
     // Ingest: the queue is filled first, then a fresh node drains it, so the figure is the
     // ledger's (parse, decide, durable append, ack), not the producer's.
     let dir = tempfile::tempdir_in(&opts.dir)?;
-    let node = BenchNode::start(dir.path(), opts.broker)?;
+    let node = BenchNode::start(dir.path(), opts.broker, &opts.ledger)?;
     let queue = node.config.inbound_queue(&"TG".parse()?);
     let _ = node.stop.send(true);
     let BenchNode {
@@ -429,7 +439,7 @@ pub async fn run_broker(opts: BrokerBenchOptions) -> anyhow::Result<()> {
     for t in tasks {
         t.await?;
     }
-    let mut publisher = crate::broker::Publisher::connect(opts.broker).await?;
+    let mut publisher = crate::broker::Publisher::connect(opts.broker, &opts.producer).await?;
     for i in 0..opts.messages {
         let m = fixtures::journey(base, 100_000 + i).guarantee_registration;
         publisher
@@ -469,11 +479,11 @@ pub async fn run_broker(opts: BrokerBenchOptions) -> anyhow::Result<()> {
     // dispatch duty is durable in the log to the anticipated transit record arriving on the
     // office's queue.
     let dir = tempfile::tempdir_in(&opts.dir)?;
-    let node = BenchNode::start(dir.path(), opts.broker)?;
+    let node = BenchNode::start(dir.path(), opts.broker, &opts.ledger)?;
     let office: transit_contract::ids::OfficeCode = fixtures::CINKASSE_TG.parse()?;
     let office_queue = node.config.office_queue(&office);
     let queue = node.config.inbound_queue(&"TG".parse()?);
-    let mut consumer = crate::broker::connect(opts.broker).await?;
+    let mut consumer = crate::broker::connect(opts.broker, &opts.producer).await?;
     crate::broker::subscribe(&mut consumer, &office_queue, "bench", 1024).await?;
     let (appended_tx, mut appended_rx) = mpsc::unbounded_channel::<(String, Instant)>();
     let mut feed = node.store.subscribe(node.store.head());
@@ -490,9 +500,10 @@ pub async fn run_broker(opts: BrokerBenchOptions) -> anyhow::Result<()> {
     });
     let sender = tokio::spawn({
         let broker = opts.broker;
+        let producer = opts.producer.clone();
         let journeys = opts.journeys;
         async move {
-            let mut publisher = crate::broker::Publisher::connect(broker).await?;
+            let mut publisher = crate::broker::Publisher::connect(broker, &producer).await?;
             for i in 0..journeys {
                 let j = fixtures::journey(base, 200_000 + i);
                 for m in [&j.guarantee_registration, &j.declaration, &j.release] {

@@ -59,10 +59,20 @@ pub enum Command {
     /// Sign a message file (JSON or XML) with a secret key file; prints the value of the
     /// `Transit-Signature` header (HTTP) or `transitSignature` property (broker).
     Sign(SignArgs),
+    /// Mint a bearer token for the HTTP API (development, tests, or a deployment running its
+    /// own issuer): prints the JWT. The defaults use the development issuer that `serve`
+    /// trusts by default (ops/auth/).
+    Token(crate::auth::TokenArgs),
     /// Print the exact bytes a submission signature covers (the separator line, then the
     /// message's canonical JSON; no newline at the end), for systems that sign with their own
     /// tooling.
     Canonical(CanonicalArgs),
+    /// Generate deterministic corridor traffic with labelled fraud scenarios: signed message
+    /// files, a delivery plan and the ground truth; optionally send it to a ledger.
+    Simulate(crate::simulate::SimulateArgs),
+    /// Score the fraud signals against a simulation's ground truth (precision and recall per
+    /// rule), ingesting its traffic through the ledger into a fresh log first.
+    Evaluate(crate::simulate::EvaluateArgs),
 }
 
 /// `replay` flags.
@@ -109,6 +119,15 @@ pub struct ServeArgs {
     /// Suffix added to every queue name (to run beside another deployment on one broker).
     #[arg(long, default_value = "")]
     pub queue_suffix: String,
+    /// The broker user the gateway and the dispatcher connect as.
+    #[arg(long, default_value = crate::broker::BROKER_USER_DEFAULT)]
+    pub broker_user: String,
+    /// A file holding the broker password (the whole file, less one trailing line break).
+    /// Without it the password comes from TRANSIT_BROKER_PASSWORD, and without that from the
+    /// development credentials of `ops/activemq.sh` (ops/activemq/credentials.dev.properties,
+    /// relative to the repository root).
+    #[arg(long)]
+    pub broker_password_file: Option<PathBuf>,
     /// Store the views (`DATA/views/`) after this many new events...
     #[arg(long, default_value_t = crate::projection::SNAPSHOT_EVERY_EVENTS)]
     pub snapshot_every_events: u64,
@@ -124,6 +143,21 @@ pub struct ServeArgs {
         default_value = crate::keys_cli::DEV_REGISTRY_PATH
     )]
     pub key_registry: PathBuf,
+    /// The bearer-token issuers the HTTP API trusts (TOML naming JWKS files; see
+    /// ops/auth/README.md); the default is the development issuer, relative to the repository
+    /// root. No request but health checks is served without a valid token.
+    #[arg(
+        long,
+        env = "TRANSIT_LEDGER_AUTH_CONFIG",
+        default_value = crate::auth::DEV_ISSUERS_PATH
+    )]
+    pub auth_config: PathBuf,
+    /// Requests a second each principal may make over HTTP, on average...
+    #[arg(long, default_value_t = crate::rate_limit::RateLimit::DEFAULT.rate)]
+    pub rate_limit_per_s: f64,
+    /// ...in bursts of up to this many.
+    #[arg(long, default_value_t = crate::rate_limit::RateLimit::DEFAULT.burst)]
+    pub rate_limit_burst: f64,
 }
 
 /// `verify` flags.
@@ -149,6 +183,9 @@ pub struct VerifyArgs {
 pub enum BenchCommand {
     /// Durable append throughput and latency, and read + verify speed.
     Append(BenchAppendArgs),
+    /// The same durable append workload against an events table in PostgreSQL, in the same
+    /// run, at equal durability (`ops/bench.sh` makes a throwaway cluster and runs this).
+    Peer(crate::bench_peer::BenchPeerArgs),
     /// Broker ingest (XML in, durable append, ack) and fan-out latency, against a running
     /// ActiveMQ (`ops/activemq.sh start`).
     Broker(BenchBrokerArgs),
@@ -209,6 +246,10 @@ pub struct BenchBrokerArgs {
     /// Movements released for the fan-out latency run.
     #[arg(long, default_value_t = 300)]
     pub journeys: u32,
+    /// Broker credentials file (`transit.password.<user>=...` lines): the bench connects as
+    /// `ledger` and, standing in for Togo's national system, as `tg`.
+    #[arg(long, default_value = crate::broker::DEV_CREDENTIALS_PATH)]
+    pub credentials: PathBuf,
 }
 
 /// `bench append` flags.
@@ -251,10 +292,15 @@ pub fn run(cli: Cli) -> ExitCode {
                 crate::keys_cli::generate(args).map(|()| ExitCode::SUCCESS)
             }
             Command::Sign(args) => crate::keys_cli::sign(args).map(|()| ExitCode::SUCCESS),
+            Command::Token(args) => crate::auth::token_command(args).map(|()| ExitCode::SUCCESS),
             Command::Canonical(args) => {
                 crate::keys_cli::canonical(args).map(|()| ExitCode::SUCCESS)
             }
             Command::Replay(args) => replay_command(args).await,
+            Command::Simulate(args) => crate::simulate::simulate_command(args)
+                .await
+                .map(|()| ExitCode::SUCCESS),
+            Command::Evaluate(args) => crate::simulate::evaluate_command(args).await,
             Command::Bench(BenchCommand::Append(args)) => {
                 let opts = AppendBenchOptions {
                     dir: args.dir.unwrap_or_else(std::env::temp_dir),
@@ -268,6 +314,9 @@ pub fn run(cli: Cli) -> ExitCode {
                     .await
                     .map(|()| ExitCode::SUCCESS)
             }
+            Command::Bench(BenchCommand::Peer(args)) => crate::bench_peer::run_peer(args)
+                .await
+                .map(|()| ExitCode::SUCCESS),
             Command::Bench(BenchCommand::Rebuild(args)) => {
                 crate::bench_views::run_rebuild(crate::bench_views::RebuildBenchOptions {
                     dir: args.dir.unwrap_or_else(std::env::temp_dir),
@@ -289,8 +338,18 @@ pub fn run(cli: Cli) -> ExitCode {
                 .map(|()| ExitCode::SUCCESS)
             }
             Command::Bench(BenchCommand::Broker(args)) => {
+                let ledger = crate::broker::BrokerCredentials::from_credentials_file(
+                    &args.credentials,
+                    crate::broker::BROKER_USER_DEFAULT,
+                )?;
+                let producer = crate::broker::BrokerCredentials::from_credentials_file(
+                    &args.credentials,
+                    "tg",
+                )?;
                 let opts = crate::bench::BrokerBenchOptions {
                     broker: args.broker,
+                    ledger,
+                    producer,
                     dir: args.dir.unwrap_or_else(std::env::temp_dir),
                     messages: args.messages,
                     journeys: args.journeys,
@@ -315,23 +374,54 @@ async fn serve_command(args: ServeArgs) -> anyhow::Result<()> {
     let registry = Arc::new(crate::keys_cli::load_registry_for_serve(
         &args.key_registry,
     )?);
-    let _telemetry = crate::telemetry::init("info,tower_http=info")?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    // Nor without the token issuers it trusts: no request but health would be served.
+    let auth = Arc::new(crate::auth::load_for_serve(
+        &args.auth_config,
+        clock.clone(),
+    )?);
+    let telemetry = crate::telemetry::init("info,tower_http=info")?;
     tracing::info!(
         key_registry = %args.key_registry.display(),
         keys = registry.len(),
         "submissions must be signed by a registered key"
     );
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    tracing::info!(
+        auth_config = %args.auth_config.display(),
+        issuers = ?auth,
+        "HTTP callers need a bearer token of a trusted issuer"
+    );
+    let rate_limit = crate::rate_limit::RateLimit {
+        rate: args.rate_limit_per_s,
+        burst: args.rate_limit_burst,
+    };
+    if !(rate_limit.rate > 0.0 && rate_limit.burst >= 1.0) {
+        anyhow::bail!("--rate-limit-per-s must be > 0 and --rate-limit-burst >= 1");
+    }
     let mut config = FileStoreConfig::new(&args.data_dir);
     config.checkpoint_interval = Duration::from_secs(args.checkpoint_interval_s.max(1));
     config.origin = args.origin;
     config.clock = clock.clone();
     let store = Arc::new(FileStore::open(config)?);
-    let broker = args.broker.map(|addr| {
-        let mut broker = BrokerConfig::new(addr, args.countries.clone());
-        broker.queue_suffix = args.queue_suffix.clone();
-        Arc::new(broker)
-    });
+    let broker = match args.broker {
+        Some(addr) => {
+            let (credentials, source) = crate::broker::BrokerCredentials::resolve(
+                &args.broker_user,
+                args.broker_password_file.as_deref(),
+                std::env::var(crate::broker::PASSWORD_ENV).ok(),
+                std::path::Path::new(crate::broker::DEV_CREDENTIALS_PATH),
+            )?;
+            if let crate::broker::PasswordSource::DevCredentials(path) = &source {
+                tracing::warn!(user = %credentials.login, file = %path.display(), "broker password from the development credentials; set TRANSIT_BROKER_PASSWORD or --broker-password-file in production");
+            } else {
+                tracing::info!(user = %credentials.login, ?source, "broker credentials");
+            }
+            let mut broker = BrokerConfig::new(addr, args.countries.clone(), credentials);
+            broker.queue_suffix = args.queue_suffix.clone();
+            Some(Arc::new(broker))
+        }
+        None => None,
+    };
     let listener = TcpListener::bind(args.listen).await?;
     tracing::info!(
         listen = %listener.local_addr()?,
@@ -346,6 +436,9 @@ async fn serve_command(args: ServeArgs) -> anyhow::Result<()> {
         registry: Some(registry),
         broker,
         views: Some(views),
+        auth: Some(auth),
+        rate_limit: Some(rate_limit),
+        metrics: Some(telemetry.metrics()),
     };
     serve_with(listener, store.clone(), clock, options, shutdown_signal()).await?;
     // Sign the final tree head first: connection tasks may still hold the store for a moment.
@@ -386,6 +479,15 @@ pub struct ServeOptions {
     /// With a snapshot policy the views are stored and resumed from disk; without, they are
     /// rebuilt in memory from position 0.
     pub views: Option<SnapshotPolicy>,
+    /// Verifies the HTTP API's bearer tokens; with it no request but health checks is served
+    /// without a valid token (the `serve` command always has one). Without it every caller is
+    /// allowed: for tests and tools only.
+    pub auth: Option<Arc<crate::auth::Authenticator>>,
+    /// Requests a second per principal (with an authenticator).
+    pub rate_limit: Option<crate::rate_limit::RateLimit>,
+    /// The metrics to record into and serve at `/metrics` (the `serve` command's also go to
+    /// OTLP when configured); without, the service makes its own.
+    pub metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 /// Serves the bare API on `listener` until `shutdown` completes: [`serve_with`] with the
@@ -413,7 +515,12 @@ pub async fn serve_with(
         registry,
         broker,
         views,
+        auth,
+        rate_limit,
+        metrics,
     } = options;
+    let metrics = metrics.unwrap_or_else(|| crate::metrics::Metrics::new(None));
+    metrics.observe_store(&store);
     let public_key_hex = hex::encode(store.public_key().as_bytes());
     let checkpoint = crate::dispatch::Checkpoint::new(store.dir().join("fanout.checkpoint"));
     let refusals = Arc::new(crate::refusals::RefusalLog::open(
@@ -439,11 +546,16 @@ pub async fn serve_with(
         }
         None => Projections::new(clock),
     };
+    metrics.observe_projections(&projections, &dyn_store);
     background.push(tokio::spawn(
         projections.clone().run(dyn_store.clone(), stop_rx.clone()),
     ));
     let graphql = crate::graphql::schema(projections, dyn_store.clone(), Some(refusals));
     if let Some(broker) = broker {
+        let broker = Arc::new(BrokerConfig {
+            metrics: metrics.broker(),
+            ..(*broker).clone()
+        });
         background.push(tokio::spawn(crate::gateway::run(
             ledger.clone(),
             broker.clone(),
@@ -457,6 +569,9 @@ pub async fn serve_with(
         ledger,
         public_key_hex,
         graphql,
+        auth,
+        limiter: rate_limit.map(|limit| Arc::new(crate::rate_limit::RateLimiter::new(limit))),
+        metrics,
     });
     let served = axum::serve(listener, router)
         .with_graceful_shutdown(shutdown)

@@ -120,9 +120,10 @@ async fn session(
 ) -> Result<(), DispatchError> {
     let mut position = checkpoint.load()?;
     let mut saved = position;
-    let mut publisher = Publisher::connect(config.stomp).await?;
+    let mut publisher = Publisher::connect(config.stomp, &config.credentials).await?;
     let mut feed = store.subscribe(position);
     let mut last_save = Instant::now();
+    config.metrics.dispatching_from(position);
     tracing::info!(from = position, "fan-out dispatching");
     loop {
         let next = tokio::select! {
@@ -154,8 +155,13 @@ async fn session(
         for event in &events {
             outgoing.extend(notifications(store, config, event).await?);
         }
-        publisher.send_batch(outgoing).await?;
+        let published = outgoing.len();
+        publisher
+            .send_batch(outgoing)
+            .await
+            .inspect_err(|_| config.metrics.publish_failed())?;
         position = events.last().map_or(position, |e| e.position + 1);
+        config.metrics.published(published, position);
         if last_save.elapsed() >= CHECKPOINT_SAVE_INTERVAL {
             checkpoint.save(position)?;
             saved = position;

@@ -10,6 +10,11 @@
 //! (`MISSING_SIGNATURE`, `BAD_SIGNATURE`...). Lost connections are made again with bounded back-off;
 //! unacknowledged messages are then redelivered by the broker.
 //!
+//! The gateway connects as the ledger's broker user ([`BrokerConfig::credentials`]). The broker
+//! lets only country CC's user write `transit.<CC>.in` (`ops/activemq/activemq.xml`), so the
+//! queue a message arrived on is its sender's authenticated country: a message claiming another
+//! sender country than its queue's is refused (`VALIDATION`) before anything else is checked.
+//!
 //! Messages about one movement (one MRN; a guarantee registration: one GRN) share a processing
 //! lane, so they are recorded in the order the broker delivered them, while other movements
 //! proceed in parallel and share fsyncs through the log's group commit. A message that names
@@ -87,8 +92,10 @@ async fn session(
     config: &Arc<BrokerConfig>,
     shutdown: &mut watch::Receiver<bool>,
 ) -> Result<(), BrokerError> {
-    let mut conn = connect(config.stomp).await?;
-    let publisher = Arc::new(Mutex::new(Publisher::connect(config.stomp).await?));
+    let mut conn = connect(config.stomp, &config.credentials).await?;
+    let publisher = Arc::new(Mutex::new(
+        Publisher::connect(config.stomp, &config.credentials).await?,
+    ));
     let mut by_subscription = HashMap::new();
     for (i, country) in config.countries.iter().enumerate() {
         let id = format!("in-{i}");
@@ -152,6 +159,7 @@ async fn session(
                 let Some(country) = by_subscription.get(&subscription).cloned() else {
                     continue;
                 };
+                config.metrics.received(&country);
                 let Some(ack_id) = ack else {
                     break Err(BrokerError::Connection(
                         "a message arrived without an ack id".to_owned(),
@@ -283,6 +291,9 @@ async fn process(
     }
     match submitted {
         Ok(outcome) => {
+            config
+                .metrics
+                .recorded(&delivery.country, outcome.duplicate);
             tracing::debug!(message_id = %outcome.message_id, duplicate = outcome.duplicate, "recorded from the broker");
             Ok(())
         }
@@ -359,7 +370,11 @@ async fn refuse(
         signature: delivery.signature.as_deref(),
         code: refusal.code.as_str(),
         reason: &refusal.reason,
+        principal: None,
     });
+    config
+        .metrics
+        .refused(&delivery.country, refusal.code.as_str());
     tracing::info!(
         country = %delivery.country,
         message_id = original_id.as_ref().map(|m| m.as_str()),
@@ -426,5 +441,7 @@ async fn refuse(
     }
     publisher
         .send_text(&dead_letter_queue(&queue), headers, delivery.body.clone())
-        .await
+        .await?;
+    config.metrics.dead_lettered(&delivery.country);
+    Ok(())
 }

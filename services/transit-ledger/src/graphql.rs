@@ -50,6 +50,8 @@ pub fn schema(
         .data(projections)
         .data(store)
         .data(refusals)
+        // Times requests that carry the service's metrics (the HTTP handler adds them).
+        .extension(crate::metrics::GraphqlTimer)
         .limit_depth(QUERY_DEPTH_MAX)
         .limit_complexity(QUERY_COMPLEXITY_MAX)
         .finish()
@@ -156,6 +158,11 @@ impl RefusedSubmission {
     }
     async fn body_bytes(&self) -> u64 {
         self.0.body_bytes
+    }
+    /// Who was authenticated when it was refused: the bearer token's `<iss>/<sub>` over
+    /// HTTP, the broker user over the broker.
+    async fn principal(&self) -> Option<&str> {
+        self.0.principal.as_deref()
     }
 }
 

@@ -632,9 +632,9 @@ impl Recordable for GuaranteeEvent {
 }
 
 /// The content type of a JSON submission, as recorded.
-const JSON: &str = "application/json";
+pub const JSON: &str = "application/json";
 /// The content type of an XML submission, as recorded.
-const XML: &str = "application/xml";
+pub const XML: &str = "application/xml";
 
 /// Parses a submission's bytes as `content_type` (`application/json` or `application/xml`)
 /// through the same limits whatever carried it: the HTTP API, the broker gateway, `transit-ledger
@@ -648,7 +648,15 @@ pub fn decode_message(content_type: &str, bytes: &[u8]) -> Result<InboundMessage
                     bytes.len()
                 )));
             }
-            serde_json::from_slice(bytes).map_err(|e| SubmitError::Malformed(e.to_string()))
+            // RFC 8259: JSON exchanged between systems is UTF-8; say so rather than let the
+            // parser report a stray byte as a bad code point somewhere.
+            let text = std::str::from_utf8(bytes).map_err(|e| {
+                SubmitError::Malformed(format!(
+                    "the message is not UTF-8 text: invalid byte at offset {}",
+                    e.valid_up_to()
+                ))
+            })?;
+            serde_json::from_str(text).map_err(|e| SubmitError::Malformed(e.to_string()))
         }
         XML => transit_xml::decode_inbound(bytes).map_err(|e| match e.code() {
             "MALFORMED" => SubmitError::Malformed(e.to_string()),

@@ -41,6 +41,8 @@ pub const DEADLINE_GRACE: Duration = Duration::from_secs(5);
 pub const SNAPSHOT_EVERY_EVENTS: u64 = 1_000_000;
 /// ...or after this long, whichever comes first (when anything changed).
 pub const SNAPSHOT_INTERVAL: Duration = Duration::from_secs(60);
+/// After a snapshot failed (a full disk), the next attempt waits this long.
+pub const SNAPSHOT_RETRY_DELAY: Duration = Duration::from_secs(5);
 
 /// Where the views are stored, and how often.
 #[derive(Debug, Clone)]
@@ -320,6 +322,8 @@ pub struct Projections {
     snapshots: Option<SnapshotPolicy>,
     /// The position of the last snapshot written or loaded, and when.
     last_snapshot: parking_lot::Mutex<(u64, Instant)>,
+    /// After a failed snapshot, no new attempt is due before this instant.
+    snapshot_retry_at: parking_lot::Mutex<Option<Instant>>,
 }
 
 impl std::fmt::Debug for Projections {
@@ -385,6 +389,7 @@ impl Projections {
             clock,
             snapshots,
             last_snapshot: parking_lot::Mutex::new((position, Instant::now())),
+            snapshot_retry_at: parking_lot::Mutex::new(None),
         })
     }
 
@@ -529,6 +534,13 @@ impl Projections {
         let Some(policy) = &self.snapshots else {
             return false;
         };
+        if self
+            .snapshot_retry_at
+            .lock()
+            .is_some_and(|at| Instant::now() < at)
+        {
+            return false;
+        }
         let (position, at) = *self.last_snapshot.lock();
         let applied = self.caught_up_to();
         applied > position
@@ -571,11 +583,15 @@ impl Projections {
 
     async fn snapshot_if_due(self: &Arc<Self>, store: &dyn EventStore) {
         if self.snapshot_due() {
-            if let Err(e) = self.snapshot_now(store).await {
+            let failed = self.snapshot_now(store).await.err();
+            if let Some(e) = &failed {
                 // The views stay correct in memory; the next attempt or a replay recovers.
                 tracing::error!(error = %e, "could not store the views");
-                *self.last_snapshot.lock() = (self.last_snapshot.lock().0, Instant::now());
             }
+            // Not on every event while the disk is full: each attempt encodes every view.
+            // (One lock per statement: parking_lot's mutex is not reentrant.)
+            let retry_at = failed.map(|_| Instant::now() + SNAPSHOT_RETRY_DELAY);
+            *self.snapshot_retry_at.lock() = retry_at;
         }
     }
 
@@ -639,10 +655,19 @@ pub async fn rebuild(
     let (raw_tx, raw_rx) =
         std::sync::mpsc::sync_channel::<Vec<RecordedEvent>>(REBUILD_PIPELINE_PAGES);
     let (decoded_tx, decoded_rx) = std::sync::mpsc::sync_channel::<Page>(REBUILD_PIPELINE_PAGES);
+    // Applied pages go back to the decoding thread to be freed there: a decoded event is a few
+    // dozen small allocations, and freeing them on the thread that made them is several times
+    // cheaper than on the applying thread (the bottleneck) with the allocator's cross-thread
+    // free path.
+    let (applied_pages_tx, applied_pages_rx) =
+        std::sync::mpsc::sync_channel::<Vec<(u64, Decoded)>>(REBUILD_PIPELINE_PAGES);
     let decoder = std::thread::Builder::new()
         .name("rebuild-decode".to_owned())
         .spawn(move || {
             for records in raw_rx {
+                while let Ok(applied) = applied_pages_rx.try_recv() {
+                    drop(applied);
+                }
                 let page: Page = records
                     .iter()
                     .map(|r| decode(r).map(|d| (r.position, d)))
@@ -650,6 +675,10 @@ pub async fn rebuild(
                 if decoded_tx.send(page).is_err() {
                     return;
                 }
+            }
+            drop(decoded_tx);
+            for applied in applied_pages_rx {
+                drop(applied);
             }
         })
         .map_err(ledger_store::StoreError::Io)?;
@@ -664,6 +693,9 @@ pub async fn rebuild(
             for (position, decoded) in &page {
                 views.apply_decoded_owned(*position, decoded);
             }
+            // Never waits: when the decoder is gone or behind on freeing, the page is freed
+            // here (the error owns it).
+            let _ = applied_pages_tx.try_send(page);
             let _ = applied_tx.blocking_send(last + 1);
         }
         Ok(views)

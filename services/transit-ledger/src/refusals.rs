@@ -56,6 +56,10 @@ pub struct RefusedSubmission {
     pub body_sha256: String,
     /// Size of the bytes received.
     pub body_bytes: u64,
+    /// Who was authenticated when it was refused: the bearer token's `<iss>/<sub>` over HTTP,
+    /// the broker user over the broker (absent when not known).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub principal: Option<String>,
 }
 
 /// What the caller knows about a refused submission.
@@ -73,6 +77,8 @@ pub struct Refused<'a> {
     pub code: &'a str,
     /// The reason.
     pub reason: &'a str,
+    /// Who was authenticated, if known.
+    pub principal: Option<&'a str>,
 }
 
 /// A filter on refusals (all fields optional).
@@ -179,6 +185,7 @@ impl RefusalLog {
             key_id,
             body_sha256: hex::encode(Sha256::digest(refused.raw)),
             body_bytes: refused.raw.len() as u64,
+            principal: refused.principal.map(str::to_owned),
         };
         let written = serde_json::to_vec(&entry)
             .map_err(std::io::Error::other)
@@ -236,6 +243,7 @@ mod tests {
             signature: Some("keyId=tg-dev-1; alg=Ed25519; sig=AAAA"),
             code,
             reason: "because",
+            principal: Some("transit-ledger-dev/tg-asycuda"),
         }
     }
 

@@ -1,6 +1,12 @@
-//! Logs and traces: structured logs on stderr (JSON with `LOG_FORMAT=json`), filtered by
-//! `RUST_LOG`, and OpenTelemetry spans exported over OTLP when `OTEL_EXPORTER_OTLP_ENDPOINT`
-//! is set (the standard OpenTelemetry environment variables apply).
+//! Logs, traces and metrics: structured logs on stderr (JSON with `LOG_FORMAT=json`),
+//! filtered by `RUST_LOG`; OpenTelemetry spans exported over OTLP when
+//! `OTEL_EXPORTER_OTLP_ENDPOINT` (or `..._TRACES_ENDPOINT`) is set; and the service's
+//! [`Metrics`], always served at `/metrics`, also pushed over OTLP when
+//! `OTEL_EXPORTER_OTLP_ENDPOINT` (or `..._METRICS_ENDPOINT`) is set (every
+//! `OTEL_METRIC_EXPORT_INTERVAL` ms, 60 s by default). The standard OpenTelemetry environment
+//! variables apply.
+
+use std::sync::Arc;
 
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::trace::SdkTracerProvider;
@@ -8,9 +14,19 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
-/// Keeps the exporter alive; flushes spans when dropped.
+use crate::metrics::Metrics;
+
+/// Keeps the exporters alive; flushes spans and metrics when dropped.
 pub struct Telemetry {
     provider: Option<SdkTracerProvider>,
+    metrics: Arc<Metrics>,
+}
+
+impl Telemetry {
+    /// The service's metrics, to serve (`ServeOptions::metrics`).
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.metrics.clone()
+    }
 }
 
 impl Drop for Telemetry {
@@ -18,6 +34,7 @@ impl Drop for Telemetry {
         if let Some(provider) = self.provider.take() {
             let _ = provider.shutdown();
         }
+        self.metrics.shutdown();
     }
 }
 
@@ -58,10 +75,22 @@ pub fn init(default_filter: &str) -> anyhow::Result<Telemetry> {
     } else {
         (None, None)
     };
+    let otlp_metrics_wanted = std::env::var_os("OTEL_EXPORTER_OTLP_ENDPOINT").is_some()
+        || std::env::var_os("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT").is_some();
+    let metrics_exporter = if otlp_metrics_wanted {
+        Some(
+            opentelemetry_otlp::MetricExporter::builder()
+                .with_tonic()
+                .build()?,
+        )
+    } else {
+        None
+    };
+    let metrics = Metrics::new(metrics_exporter);
     tracing_subscriber::registry()
         .with(filter)
         .with(fmt)
         .with(otel)
         .try_init()?;
-    Ok(Telemetry { provider })
+    Ok(Telemetry { provider, metrics })
 }

@@ -3,7 +3,9 @@
 //! the events in the ledger, the notifications on each office's queue; duplicates; refusals
 //! with functional errors and dead letters, unsigned and badly signed messages among them; and
 //! a Java JMS client on both ends. Messages are signed with the development keys and carry the
-//! signature in the `transitSignature` property, as a national system would.
+//! signature in the `transitSignature` property, as a national system would. Everyone
+//! authenticates to the broker: the service as `ledger`, each national system as its country's
+//! user (`tg`, `bf`), reading only its own offices', error and dead-letter queues.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -15,7 +17,7 @@ use broker_tests::{
     ack, connect_stomp, ensure_broker, jms_receive, jms_send, next_message, send_text,
     subscribe_individual, BrokerAddrs, StompMessage,
 };
-use common::{dev_registry, dev_signature};
+use common::{broker_credentials, dev_registry, dev_signature};
 use ledger_store::file::{FileStore, FileStoreConfig};
 use ledger_store::{Clock, EventStore, ManualClock, StreamId};
 use tempfile::TempDir;
@@ -48,7 +50,7 @@ impl Node {
         store_config.clock = clock.clone();
         let store = Arc::new(FileStore::open(store_config).unwrap());
         let countries: Vec<CountryCode> = vec!["TG".parse().unwrap(), "BF".parse().unwrap()];
-        let mut config = BrokerConfig::new(addrs.stomp, countries);
+        let mut config = BrokerConfig::new(addrs.stomp, countries, broker_credentials());
         config.queue_suffix = format!(".test-{}", uuid::Uuid::new_v4().simple());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
@@ -58,7 +60,7 @@ impl Node {
         let options = transit_ledger::cli::ServeOptions {
             registry: Some(dev_registry()),
             broker: Some(served_config),
-            views: None,
+            ..Default::default()
         };
         let task = tokio::spawn(async move {
             transit_ledger::cli::serve_with(listener, served_store, clock, options, async {
@@ -86,9 +88,12 @@ impl Node {
         self.send_signed(m, Some(&dev_signature(m))).await;
     }
 
-    /// Sends `m` as XML with this `transitSignature` property (or none).
+    /// Sends `m` as XML with this `transitSignature` property (or none), as its sender
+    /// country's national system.
     async fn send_signed(&self, m: &InboundMessage, signature: Option<&str>) {
-        let mut conn = connect_stomp(&self.addrs).await.unwrap();
+        let mut conn = connect_stomp(&self.addrs, &user_of(&m.sender.country))
+            .await
+            .unwrap();
         let xml = String::from_utf8(transit_xml::encode_inbound(m)).unwrap();
         let mut headers = vec![
             ("transitMessageId", m.message_id.as_str()),
@@ -103,14 +108,16 @@ impl Node {
     }
 
     async fn send_raw(&self, country: &str, body: &str) {
-        let mut conn = connect_stomp(&self.addrs).await.unwrap();
+        let mut conn = connect_stomp(&self.addrs, &country.to_ascii_lowercase())
+            .await
+            .unwrap();
         let queue = self.config.inbound_queue(&country.parse().unwrap());
         send_text(&mut conn, &queue, &[], body).await.unwrap();
     }
 
-    /// Receives (and acknowledges) `n` messages from a queue.
-    async fn receive(&self, queue: &str, n: usize) -> Vec<StompMessage> {
-        let mut conn = connect_stomp(&self.addrs).await.unwrap();
+    /// Receives (and acknowledges) `n` messages from a queue as broker user `login`.
+    async fn receive(&self, login: &str, queue: &str, n: usize) -> Vec<StompMessage> {
+        let mut conn = connect_stomp(&self.addrs, login).await.unwrap();
         subscribe_individual(&mut conn, queue, "t").await.unwrap();
         let mut out: Vec<StompMessage> = Vec::new();
         for _ in 0..n {
@@ -133,9 +140,15 @@ impl Node {
         out
     }
 
+    /// Receives `n` messages from an office's queue, as its country's national system.
     async fn office(&self, office: &str, n: usize) -> Vec<StompMessage> {
-        self.receive(&self.config.office_queue(&office.parse().unwrap()), n)
-            .await
+        let office: transit_contract::ids::OfficeCode = office.parse().unwrap();
+        self.receive(
+            &user_of(&office.country()),
+            &self.config.office_queue(&office),
+            n,
+        )
+        .await
     }
 
     async fn stream_types(&self, stream: String) -> Vec<String> {
@@ -169,6 +182,11 @@ impl Node {
         let _ = self.stop.take().unwrap().send(());
         self.task.take().unwrap().await.unwrap();
     }
+}
+
+/// A country's broker user: its code in lower case (`tg`).
+fn user_of(country: &CountryCode) -> String {
+    country.as_str().to_ascii_lowercase()
 }
 
 fn base() -> Timestamp {
@@ -298,7 +316,7 @@ async fn refused_messages_get_a_functional_error_and_a_dead_letter_with_the_reas
         &String::from_utf8(transit_xml::encode_inbound(&wrong)).unwrap(),
     )
     .await;
-    let errors = node.receive(&node.config.error_queue(&tg), 5).await;
+    let errors = node.receive("tg", &node.config.error_queue(&tg), 5).await;
     let mut codes: Vec<String> = errors
         .iter()
         .map(|m| {
@@ -322,7 +340,7 @@ async fn refused_messages_get_a_functional_error_and_a_dead_letter_with_the_reas
         ]
     );
     let dlq = transit_ledger::broker::dead_letter_queue(&node.config.inbound_queue(&tg));
-    let dead = node.receive(&dlq, 5).await;
+    let dead = node.receive("tg", &dlq, 5).await;
     for m in &dead {
         assert!(
             m.header("transitRejectionCode").is_some(),
@@ -352,6 +370,7 @@ async fn a_java_jms_client_declares_and_another_receives_the_notification() {
         let signature = dev_signature(m);
         jms_send(
             &node.addrs,
+            &user_of(&m.sender.country),
             &queue,
             &xml,
             &[
@@ -368,7 +387,9 @@ async fn a_java_jms_client_declares_and_another_receives_the_notification() {
     let office_queue = node
         .config
         .office_queue(&fixtures::CINKASSE_TG.parse().unwrap());
-    let received = jms_receive(&node.addrs, &office_queue, WAIT).await.unwrap();
+    let received = jms_receive(&node.addrs, "tg", &office_queue, WAIT)
+        .await
+        .unwrap();
     assert_eq!(received.message_type, "TextMessage");
     assert_eq!(
         received.headers.get("JMSType").map(String::as_str),
@@ -437,7 +458,7 @@ async fn unsigned_badly_signed_and_forbidden_messages_are_dead_lettered_and_sign
         office: fixtures::CINKASSE_TG.parse().unwrap(),
     };
     node.send(&crossing).await;
-    let errors = node.receive(&node.config.error_queue(&tg), 3).await;
+    let errors = node.receive("tg", &node.config.error_queue(&tg), 3).await;
     let mut codes: Vec<String> = errors
         .iter()
         .map(|m| {
@@ -456,7 +477,7 @@ async fn unsigned_badly_signed_and_forbidden_messages_are_dead_lettered_and_sign
         ["BAD_SIGNATURE", "FORBIDDEN_OFFICE", "MISSING_SIGNATURE"]
     );
     let dlq = transit_ledger::broker::dead_letter_queue(&node.config.inbound_queue(&tg));
-    let dead = node.receive(&dlq, 3).await;
+    let dead = node.receive("tg", &dlq, 3).await;
     for m in &dead {
         let code = m.header("transitRejectionCode").unwrap();
         assert!(!m

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use broker_tests::{connect_stomp, ensure_broker, repo_root, send_text, BrokerAddrs};
-use common::{dev_registry, dev_signature};
+use common::{broker_credentials, dev_registry, dev_signature};
 use ledger_store::file::{FileStore, FileStoreConfig};
 use ledger_store::{Clock, EventStore, SystemClock};
 use tokio::sync::oneshot;
@@ -48,7 +48,8 @@ async fn send_until_stored(
     loop {
         attempts += 1;
         let sent = async {
-            let mut conn = connect_stomp(addrs).await?;
+            // Togo's national system, sending to its own inbound queue.
+            let mut conn = connect_stomp(addrs, "tg").await?;
             let headers = [(transit_auth::BROKER_PROPERTY, signature.as_str())];
             send_text(&mut conn, queue, &headers, body).await
         }
@@ -66,7 +67,11 @@ async fn a_broker_restart_mid_stream_loses_nothing_and_doubles_nothing() {
     let addrs = ensure_broker().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(FileStore::open(FileStoreConfig::new(dir.path())).unwrap());
-    let mut config = BrokerConfig::new(addrs.stomp, vec!["TG".parse::<CountryCode>().unwrap()]);
+    let mut config = BrokerConfig::new(
+        addrs.stomp,
+        vec!["TG".parse::<CountryCode>().unwrap()],
+        broker_credentials(),
+    );
     config.queue_suffix = format!(".test-{}", uuid::Uuid::new_v4().simple());
     let queue = config.inbound_queue(&"TG".parse().unwrap());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -77,7 +82,7 @@ async fn a_broker_restart_mid_stream_loses_nothing_and_doubles_nothing() {
     let options = transit_ledger::cli::ServeOptions {
         registry: Some(dev_registry()),
         broker: Some(broker),
-        views: None,
+        ..Default::default()
     };
     let node = tokio::spawn(async move {
         transit_ledger::cli::serve_with(listener, served, clock, options, async {

@@ -60,6 +60,7 @@ fn run(args: &[&str], cwd: &Path) -> (i32, Vec<u8>, String) {
         .args(args)
         .current_dir(cwd)
         .env_remove("TRANSIT_LEDGER_KEY_REGISTRY")
+        .env_remove("TRANSIT_LEDGER_AUTH_CONFIG")
         .output()
         .unwrap();
     (
@@ -67,6 +68,21 @@ fn run(args: &[&str], cwd: &Path) -> (i32, Vec<u8>, String) {
         out.stdout,
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// A bearer token from `transit-ledger token` run at the repository root with its defaults
+/// (the development issuer), as the README tells a newcomer to get one.
+fn cli_token(args: &[&str]) -> String {
+    let mut all = vec!["token"];
+    all.extend_from_slice(args);
+    let (code, out, err) = run(&all, &common::repo_root());
+    assert_eq!(code, 0, "{err}");
+    String::from_utf8(out).unwrap().trim().to_owned()
+}
+
+/// The development auth configuration, `ops/auth/issuers.toml`.
+fn dev_auth_config() -> std::path::PathBuf {
+    common::repo_root().join(transit_ledger::auth::DEV_ISSUERS_PATH)
 }
 
 /// Waits until the service on `port` answers its health check.
@@ -115,6 +131,7 @@ async fn serve_then_sigterm_then_verify_then_damage() {
     let child = Command::new(BIN)
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
         .env("TRANSIT_LEDGER_KEY_REGISTRY", dev_registry_path())
+        .env("TRANSIT_LEDGER_AUTH_CONFIG", dev_auth_config())
         .current_dir(dir.path())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -123,10 +140,36 @@ async fn serve_then_sigterm_then_verify_then_damage() {
     let client = reqwest::Client::new();
     let base = format!("http://127.0.0.1:{port}");
     wait_healthy(&client, &base).await;
-    // Anonymous reads of health are fine; here, the journey goes in over HTTP, signed.
-    for m in fixtures::journey(an_hour_ago(), 7).messages() {
+    // Health is anonymous (wait_healthy); nothing else is.
+    let journey = fixtures::journey(an_hour_ago(), 7);
+    let r = client
+        .post(format!("{base}/v1/messages"))
+        .header(
+            "Transit-Signature",
+            dev_signature(&journey.guarantee_registration),
+        )
+        .json(&journey.guarantee_registration)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(r.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .starts_with("Bearer"));
+    // With the national systems' tokens from `transit-ledger token`, the journey goes in over
+    // HTTP, signed: each message by the country that sends it.
+    let tokens: std::collections::HashMap<String, String> = ["TG", "BF"]
+        .iter()
+        .map(|c| {
+            let token = cli_token(&["--role", "national_system", "--country", c]);
+            (c.to_string(), token)
+        })
+        .collect();
+    for m in journey.messages() {
         let r = client
             .post(format!("{base}/v1/messages"))
+            .bearer_auth(&tokens[m.sender.country.as_str()])
             .header("Transit-Signature", dev_signature(&m))
             .json(&m)
             .send()
@@ -161,19 +204,22 @@ async fn serve_then_sigterm_then_verify_then_damage() {
     assert!(out.contains("DAMAGED at position"), "{out}");
 }
 
-#[test]
-fn serve_without_a_key_registry_refuses_to_start_and_says_how_to_make_one() {
+/// Runs `serve` in an empty folder with `env` and expects it to refuse to start: its stderr.
+fn serve_refusing_to_start(env: &[(&str, &Path)]) -> String {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    // Outside the repository the default registry (ops/keys/registry.toml) is not there.
-    let mut child = Command::new(BIN)
+    let mut command = Command::new(BIN);
+    command
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
         .env_remove("TRANSIT_LEDGER_KEY_REGISTRY")
+        .env_remove("TRANSIT_LEDGER_AUTH_CONFIG")
         .current_dir(dir.path())
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        .stderr(Stdio::piped());
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let mut child = command.spawn().unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {
@@ -181,20 +227,38 @@ fn serve_without_a_key_registry_refuses_to_start_and_says_how_to_make_one() {
         }
         if Instant::now() > deadline {
             child.kill().unwrap();
-            panic!("serve kept running without a key registry");
+            panic!("serve kept running");
         }
         std::thread::sleep(Duration::from_millis(20));
     };
     let mut stderr = String::new();
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
     assert!(!status.success());
+    assert!(!dir.path().join("data").exists(), "nothing was created");
+    stderr
+}
+
+#[test]
+fn serve_without_a_key_registry_refuses_to_start_and_says_how_to_make_one() {
+    // Outside the repository the default registry (ops/keys/registry.toml) is not there.
+    let stderr = serve_refusing_to_start(&[]);
     assert!(
         stderr.contains("key registry ops/keys/registry.toml not found"),
         "{stderr}"
     );
     assert!(stderr.contains("--key-registry"), "{stderr}");
     assert!(stderr.contains("transit-ledger keys generate"), "{stderr}");
-    assert!(!dir.path().join("data").exists(), "nothing was created");
+}
+
+#[test]
+fn serve_without_token_issuers_refuses_to_start_and_says_where_they_are() {
+    let registry = dev_registry_path();
+    let stderr = serve_refusing_to_start(&[("TRANSIT_LEDGER_KEY_REGISTRY", &registry)]);
+    assert!(
+        stderr.contains("auth config ops/auth/issuers.toml not found"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("--auth-config"), "{stderr}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -308,6 +372,8 @@ async fn an_integrator_generates_a_key_signs_a_file_and_the_ledger_records_it() 
             &format!("127.0.0.1:{port}"),
             "--key-registry",
             "registry.toml",
+            "--auth-config",
+            dev_auth_config().to_str().unwrap(),
         ])
         .env_remove("TRANSIT_LEDGER_KEY_REGISTRY")
         .current_dir(cwd)
@@ -318,10 +384,12 @@ async fn an_integrator_generates_a_key_signs_a_file_and_the_ledger_records_it() 
     let client = reqwest::Client::new();
     let base = format!("http://127.0.0.1:{port}");
     wait_healthy(&client, &base).await;
+    let token = cli_token(&["--role", "national_system", "--country", "TG"]);
     let post = |file: &str, content_type: &str, signature: String| {
         let body = std::fs::read(cwd.join(file)).unwrap();
         client
             .post(format!("{base}/v1/messages"))
+            .bearer_auth(&token)
             .header("content-type", content_type)
             .header("Transit-Signature", signature)
             .body(body)

@@ -239,9 +239,13 @@ async fn subscribe(server: &Server, query: &str, variables: Value) -> Socket {
         response.headers()["sec-websocket-protocol"],
         "graphql-transport-ws"
     );
-    ws.send(text(json!({ "type": "connection_init" })))
-        .await
-        .unwrap();
+    // As a browser must: the token in connection_init's payload, not a header.
+    ws.send(text(json!({
+        "type": "connection_init",
+        "payload": { "Authorization": format!("Bearer {}", common::analyst_token()) }
+    })))
+    .await
+    .unwrap();
     assert_eq!(receive(&mut ws).await["type"], json!("connection_ack"));
     ws.send(text(json!({
         "id": "1",

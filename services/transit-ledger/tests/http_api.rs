@@ -131,6 +131,7 @@ async fn bad_input_gets_a_clear_error_and_nothing_is_appended() {
     let r = server
         .client
         .post(server.url("/v1/messages"))
+        .bearer_auth(common::national_token(&"TG".parse().unwrap()))
         .header("content-type", "text/plain")
         .body(text.clone())
         .send()
@@ -145,6 +146,7 @@ async fn bad_input_gets_a_clear_error_and_nothing_is_appended() {
         .unwrap();
     let r = once
         .post(server.url("/v1/messages"))
+        .bearer_auth(common::national_token(&"TG".parse().unwrap()))
         .header("content-type", "application/json")
         .body(vec![b' '; 2 * 1024 * 1024])
         .send()
@@ -338,6 +340,7 @@ async fn xml_submissions_take_the_same_path_as_json() {
     let r = server
         .client
         .post(server.url("/v1/messages"))
+        .bearer_auth(common::national_token(&"TG".parse().unwrap()))
         .header("content-type", "application/xml")
         .body("<?xml version=\"1.0\"?><!DOCTYPE x [<!ENTITY e SYSTEM \"file:///etc/passwd\">]><x>&e;</x>")
         .send()

@@ -165,6 +165,7 @@ async fn an_unauthenticated_submission_is_401_and_nothing_is_appended() {
     let r = server
         .client
         .post(server.url("/v1/messages"))
+        .bearer_auth(common::national_token(&"TG".parse().unwrap()))
         .header("content-type", "application/json")
         .body(serde_json::to_vec(declaration).unwrap())
         .send()
@@ -234,6 +235,7 @@ async fn an_unauthenticated_submission_is_401_and_nothing_is_appended() {
     let r = server
         .client
         .post(server.url("/v1/messages"))
+        .bearer_auth(common::national_token(&"TG".parse().unwrap()))
         .header("content-type", "application/json")
         .header("Transit-Signature", dev_signature(declaration))
         .header("Transit-Signature", dev_signature(declaration))

@@ -3,6 +3,12 @@
 //! `async-stomp`, send and receive with bounded waits, and drive the Java JMS probe
 //! (`ops/jms/run.sh`) that stands in for a national customs system speaking OpenWire.
 //!
+//! The broker refuses anonymous connections: every connection names a broker user (`admin`,
+//! `ledger`, or a country's national system: `tg`, `bf`, `ne`, `ci`), whose password comes
+//! from the credentials file the broker was started with ([`credentials_file`]), and may
+//! touch only the queues `ops/activemq/activemq.xml` grants it. Tests connect as the party
+//! that would really do what they do: Togo sends to `transit.TG.in`, the ledger consumes it.
+//!
 //! The integration tests of this crate use them, and so will the broker gateway's tests.
 //! Queue names, headers and the broker's configuration are described in `docs/broker.md`.
 
@@ -49,6 +55,67 @@ pub const MAXIMUM_REDELIVERIES: u32 = 2;
 /// STOMP heart-beat interval asked of and offered to the broker, in milliseconds. It keeps
 /// idle gateway connections alive through firewalls and detects a dead broker.
 pub const STOMP_HEARTBEAT_MS: u32 = 10_000;
+
+/// The environment variable `ops/activemq.sh` reads the credentials file's path from.
+pub const CREDENTIALS_FILE_ENV: &str = "ACTIVEMQ_CREDENTIALS_FILE";
+
+/// The credentials file the broker is started with: `$ACTIVEMQ_CREDENTIALS_FILE`, or the
+/// development one, `ops/activemq/credentials.dev.properties` (as `ops/activemq.sh` decides).
+pub fn credentials_file() -> PathBuf {
+    match std::env::var_os(CREDENTIALS_FILE_ENV) {
+        Some(path) if !path.is_empty() => PathBuf::from(path),
+        _ => repo_root().join("ops/activemq/credentials.dev.properties"),
+    }
+}
+
+/// A broker user and its password. `Debug` leaves the password out, so a failing assertion
+/// never prints it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    /// The user (STOMP `login`, JMS user name).
+    pub login: String,
+    passcode: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("login", &self.login)
+            .field("passcode", &"<redacted>")
+            .finish()
+    }
+}
+
+impl Credentials {
+    /// Any user and password (e.g. a wrong one, to be refused).
+    pub fn new(login: &str, passcode: &str) -> Self {
+        Self {
+            login: login.to_owned(),
+            passcode: passcode.to_owned(),
+        }
+    }
+
+    /// A user the broker knows, with its password from [`credentials_file`]
+    /// (`transit.password.<login>=...`).
+    pub fn of(login: &str) -> anyhow::Result<Self> {
+        let path = credentials_file();
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading broker credentials {}", path.display()))?;
+        let key = format!("transit.password.{login}");
+        text.lines()
+            .map(str::trim)
+            .filter(|line| !line.starts_with('#') && !line.starts_with('!'))
+            .filter_map(|line| line.split_once('='))
+            .find(|(k, _)| k.trim() == key)
+            .map(|(_, v)| Self::new(login, v.trim()))
+            .ok_or_else(|| anyhow!("{} has no {key} line", path.display()))
+    }
+
+    /// The password.
+    pub fn passcode(&self) -> &str {
+        &self.passcode
+    }
+}
 
 /// Where the broker listens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -150,15 +217,30 @@ pub fn stomp_queue(name: &str) -> String {
     format!("/queue/{name}")
 }
 
-/// Opens a STOMP 1.2 connection with heart-beats and the project's frame-size limit.
-pub async fn connect_stomp(addrs: &BrokerAddrs) -> anyhow::Result<ClientTransport> {
-    let connect = Connector::builder()
+/// Opens a STOMP 1.2 connection as broker user `login` (password from [`credentials_file`]),
+/// with heart-beats and the project's frame-size limit.
+pub async fn connect_stomp(addrs: &BrokerAddrs, login: &str) -> anyhow::Result<ClientTransport> {
+    connect_stomp_as(addrs, Some(&Credentials::of(login)?)).await
+}
+
+/// Opens a STOMP 1.2 connection with these credentials, or none (anonymous, which the broker
+/// refuses).
+pub async fn connect_stomp_as(
+    addrs: &BrokerAddrs,
+    credentials: Option<&Credentials>,
+) -> anyhow::Result<ClientTransport> {
+    let mut connector = Connector::builder()
         .server(addrs.stomp)
         // ActiveMQ has no virtual hosts; STOMP 1.2 still requires the header.
         .virtualhost("localhost")
         .max_frame_size(STOMP_FRAME_BYTES_MAX)
-        .heartbeat(STOMP_HEARTBEAT_MS, STOMP_HEARTBEAT_MS)
-        .connect();
+        .heartbeat(STOMP_HEARTBEAT_MS, STOMP_HEARTBEAT_MS);
+    if let Some(credentials) = credentials {
+        connector = connector
+            .login(credentials.login.clone())
+            .passcode(credentials.passcode.clone());
+    }
+    let connect = connector.connect();
     tokio::time::timeout(REPLY_TIMEOUT, connect)
         .await
         .map_err(|_| {
@@ -377,17 +459,30 @@ pub struct JmsReceived {
     pub body: String,
 }
 
-/// Runs `ops/jms/run.sh` with the given arguments against the broker and returns its
-/// standard output; a non-zero exit becomes an error carrying both output streams.
-pub async fn run_jms_probe(addrs: &BrokerAddrs, args: &[&str]) -> anyhow::Result<String> {
+/// Runs `ops/jms/run.sh` with the given arguments against the broker, connecting with these
+/// credentials (or anonymously), and returns its standard output; a non-zero exit becomes an
+/// error carrying both output streams. The password goes through the environment, never the
+/// command line.
+pub async fn run_jms_probe(
+    addrs: &BrokerAddrs,
+    credentials: Option<&Credentials>,
+    args: &[&str],
+) -> anyhow::Result<String> {
     let script = repo_root().join("ops/jms/run.sh");
     let mut command = tokio::process::Command::new("bash");
     command
         .arg(&script)
         .args(args)
         .env("JMS_BROKER_URL", addrs.openwire_url())
+        .env_remove("JMS_BROKER_USER")
+        .env_remove("JMS_BROKER_PASSWORD")
         .stdin(Stdio::null())
         .kill_on_drop(true);
+    if let Some(credentials) = credentials {
+        command
+            .env("JMS_BROKER_USER", &credentials.login)
+            .env("JMS_BROKER_PASSWORD", credentials.passcode());
+    }
     let output = tokio::time::timeout(JMS_PROBE_TIMEOUT, command.output())
         .await
         .map_err(|_| anyhow!("JMS probe {args:?} took over {JMS_PROBE_TIMEOUT:?}"))?
@@ -403,22 +498,26 @@ pub async fn run_jms_probe(addrs: &BrokerAddrs, args: &[&str]) -> anyhow::Result
     Ok(stdout)
 }
 
-/// Receives one message over JMS (OpenWire) from `queue`, waiting at most `wait`.
+/// Receives one message over JMS (OpenWire) from `queue` as broker user `login`, waiting at
+/// most `wait`.
 pub async fn jms_receive(
     addrs: &BrokerAddrs,
+    login: &str,
     queue: &str,
     wait: Duration,
 ) -> anyhow::Result<JmsReceived> {
     let wait_ms = wait.as_millis().to_string();
-    let stdout = run_jms_probe(addrs, &["receive", queue, &wait_ms]).await?;
+    let credentials = Credentials::of(login)?;
+    let stdout = run_jms_probe(addrs, Some(&credentials), &["receive", queue, &wait_ms]).await?;
     parse_jms_received(&stdout)
 }
 
-/// Sends a persistent TextMessage over JMS (OpenWire). `properties` named
-/// `JMSCorrelationID` or `JMSType` set those headers; the others become String properties.
-/// Returns the JMSMessageID.
+/// Sends a persistent TextMessage over JMS (OpenWire) as broker user `login`. `properties`
+/// named `JMSCorrelationID` or `JMSType` set those headers; the others become String
+/// properties. Returns the JMSMessageID.
 pub async fn jms_send(
     addrs: &BrokerAddrs,
+    login: &str,
     queue: &str,
     body: &str,
     properties: &[(&str, &str)],
@@ -426,7 +525,8 @@ pub async fn jms_send(
     let pairs: Vec<String> = properties.iter().map(|(k, v)| format!("{k}={v}")).collect();
     let mut args = vec!["send", queue, body];
     args.extend(pairs.iter().map(String::as_str));
-    let stdout = run_jms_probe(addrs, &args).await?;
+    let credentials = Credentials::of(login)?;
+    let stdout = run_jms_probe(addrs, Some(&credentials), &args).await?;
     stdout
         .lines()
         .find_map(|line| line.strip_prefix("JMSMessageID="))
@@ -517,6 +617,59 @@ mod tests {
             config.contains(&setting),
             "activemq.xml should say {setting}"
         );
+    }
+
+    #[test]
+    fn every_broker_user_has_a_development_password_and_debug_hides_it() {
+        for login in ["admin", "ledger", "tg", "bf", "ne", "ci"] {
+            let credentials = Credentials::of(login).expect("credentials");
+            assert!(!credentials.passcode().is_empty(), "{login}");
+            assert!(
+                !format!("{credentials:?}").contains(credentials.passcode()),
+                "Debug shows the password of {login}"
+            );
+        }
+        assert!(Credentials::of("nobody").is_err());
+    }
+
+    /// Each country of the key registry has a broker user, in its own group, with the four
+    /// grants of a country (inbound queue: write; office, error and dead-letter queues: read,
+    /// and write for the broker's redelivery) and nothing else written for it: adding a country
+    /// to one place and not the other fails here.
+    #[test]
+    fn every_registry_country_has_a_broker_user_and_its_grants() {
+        let registry = std::fs::read_to_string(repo_root().join("ops/keys/registry.toml"))
+            .expect("read registry.toml");
+        let config = std::fs::read_to_string(repo_root().join("ops/activemq/activemq.xml"))
+            .expect("read activemq.xml");
+        let countries: std::collections::BTreeSet<&str> = registry
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("country = \""))
+            .filter_map(|l| l.strip_suffix('"'))
+            .collect();
+        assert!(countries.len() >= 4, "{countries:?}");
+        for cc in countries {
+            let login = cc.to_ascii_lowercase();
+            let group = format!("country-{cc}");
+            let user = format!(
+                "<authenticationUser username=\"{login}\" password=\"${{transit.password.{login}}}\" groups=\"{group}\"/>"
+            );
+            assert!(config.contains(&user), "no broker user for {cc}: {user}");
+            Credentials::of(&login).expect("a development password");
+            for entry in [
+                format!("queue=\"transit.{cc}.in.>\" write=\"{group}\" admin=\"{group}\""),
+                format!("queue=\"transit.{cc}.*.out.>\" read=\"{group}\" write=\"{group}\" admin=\"{group}\""),
+                format!("queue=\"transit.{cc}.error.>\" read=\"{group}\" write=\"{group}\" admin=\"{group}\""),
+                format!("queue=\"DLQ.transit.{cc}.>\" read=\"{group}\" write=\"{group}\" admin=\"{group}\""),
+            ] {
+                assert!(config.contains(&entry), "{cc}: missing {entry}");
+            }
+            assert_eq!(
+                config.matches(&format!("\"{group}\"")).count(),
+                12,
+                "{group}: its user and its four entries, nothing more"
+            );
+        }
     }
 
     #[test]

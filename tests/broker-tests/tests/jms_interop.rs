@@ -1,7 +1,8 @@
 //! STOMP (the ledger, Rust) and JMS over OpenWire (national customs systems, Java) see the
 //! same messages through the broker: body, type, correlation id, persistence and custom
 //! properties survive both ways. The Java side is `ops/jms/JmsProbe.java`, compiled against
-//! Debian's ActiveMQ client jars.
+//! Debian's ActiveMQ client jars. The ledger connects as `ledger`, the national systems as
+//! their country's user.
 
 use broker_tests::async_stomp::ToServer;
 use broker_tests::{
@@ -18,7 +19,7 @@ async fn stomp_text_with_headers_arrives_as_a_jms_text_message_with_properties()
     let queue = unique_queue("transit.BF.BFOUA001.out");
     let message_id = uuid::Uuid::new_v4().to_string();
 
-    let mut producer = connect_stomp(&addrs).await.expect("connect");
+    let mut producer = connect_stomp(&addrs, "ledger").await.expect("connect");
     send_text(
         &mut producer,
         &queue,
@@ -35,7 +36,7 @@ async fn stomp_text_with_headers_arrives_as_a_jms_text_message_with_properties()
     .expect("send");
     disconnect_stomp(&mut producer).await.expect("disconnect");
 
-    let received = jms_receive(&addrs, &queue, REPLY_TIMEOUT)
+    let received = jms_receive(&addrs, "bf", &queue, REPLY_TIMEOUT)
         .await
         .expect("JMS receive");
     assert_eq!(received.message_type, "TextMessage", "{received:?}");
@@ -57,20 +58,21 @@ async fn a_jms_text_message_with_properties_arrives_over_stomp_with_headers() {
 
     let jms_message_id = jms_send(
         &addrs,
+        "tg",
         &queue,
         BODY,
         &[
             ("JMSCorrelationID", "corr-9"),
             ("JMSType", "IE118"),
             ("transitMessageId", &message_id),
-            ("transitSenderCountry", "BF"),
-            ("transitSenderOffice", "BFOUA001"),
+            ("transitSenderCountry", "TG"),
+            ("transitSenderOffice", "TGLOM001"),
         ],
     )
     .await
     .expect("JMS send");
 
-    let mut consumer = connect_stomp(&addrs).await.expect("connect");
+    let mut consumer = connect_stomp(&addrs, "ledger").await.expect("connect");
     subscribe_individual(&mut consumer, &queue, "sub-1")
         .await
         .expect("subscribe");
@@ -86,8 +88,8 @@ async fn a_jms_text_message_with_properties_arrives_over_stomp_with_headers() {
         received.header("transitMessageId"),
         Some(message_id.as_str())
     );
-    assert_eq!(received.header("transitSenderCountry"), Some("BF"));
-    assert_eq!(received.header("transitSenderOffice"), Some("BFOUA001"));
+    assert_eq!(received.header("transitSenderCountry"), Some("TG"));
+    assert_eq!(received.header("transitSenderOffice"), Some("TGLOM001"));
     // ActiveMQ marks a TextMessage's body for STOMP clients by leaving content-length off.
     assert_eq!(received.header("content-length"), None, "{received:?}");
     ack(&mut consumer, &received).await.expect("ack");
@@ -101,7 +103,7 @@ async fn a_stomp_frame_with_content_length_becomes_a_jms_bytes_message() {
     let addrs = ensure_broker().await.expect("broker");
     let queue = unique_queue("transit.TG.error");
 
-    let mut producer = connect_stomp(&addrs).await.expect("connect");
+    let mut producer = connect_stomp(&addrs, "ledger").await.expect("connect");
     let frame = ToServer::Send {
         destination: stomp_queue(&queue),
         transaction: None,
@@ -115,7 +117,7 @@ async fn a_stomp_frame_with_content_length_becomes_a_jms_bytes_message() {
     send_with_receipt(&mut producer, frame).await.expect("send");
     disconnect_stomp(&mut producer).await.expect("disconnect");
 
-    let received = jms_receive(&addrs, &queue, REPLY_TIMEOUT)
+    let received = jms_receive(&addrs, "tg", &queue, REPLY_TIMEOUT)
         .await
         .expect("JMS receive");
     assert_eq!(received.message_type, "BytesMessage", "{received:?}");

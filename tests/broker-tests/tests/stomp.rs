@@ -1,6 +1,8 @@
 //! STOMP 1.2 against the real broker: a persistent XML message round trip with custom
 //! headers and individual acks, redelivery of an unacknowledged message, and dead-lettering
-//! of a rejected one to `DLQ.<queue>` (docs/broker.md).
+//! of a rejected one to `DLQ.<queue>` (docs/broker.md). Each side connects as who would
+//! really do it: a country's system sends to its inbound queue and reads its dead letters,
+//! the ledger consumes.
 
 use broker_tests::{
     ack, connect_stomp, disconnect_stomp, ensure_broker, expect_no_message, nack, next_message,
@@ -27,7 +29,7 @@ async fn a_persistent_xml_message_round_trips_with_its_headers_and_is_acked() {
     let message_id = uuid::Uuid::new_v4().to_string();
     let body = declaration_xml(&message_id);
 
-    let mut producer = connect_stomp(&addrs).await.expect("connect producer");
+    let mut producer = connect_stomp(&addrs, "tg").await.expect("connect producer");
     send_text(
         &mut producer,
         &queue,
@@ -47,7 +49,9 @@ async fn a_persistent_xml_message_round_trips_with_its_headers_and_is_acked() {
         .await
         .expect("disconnect producer");
 
-    let mut consumer = connect_stomp(&addrs).await.expect("connect consumer");
+    let mut consumer = connect_stomp(&addrs, "ledger")
+        .await
+        .expect("connect consumer");
     subscribe_individual(&mut consumer, &queue, "sub-1")
         .await
         .expect("subscribe");
@@ -76,7 +80,9 @@ async fn a_persistent_xml_message_round_trips_with_its_headers_and_is_acked() {
         .expect("disconnect consumer");
 
     // Acknowledged means gone: a new subscriber finds the queue empty.
-    let mut again = connect_stomp(&addrs).await.expect("connect again");
+    let mut again = connect_stomp(&addrs, "ledger")
+        .await
+        .expect("connect again");
     subscribe_individual(&mut again, &queue, "sub-2")
         .await
         .expect("subscribe again");
@@ -94,7 +100,7 @@ async fn a_message_not_acked_before_disconnect_is_redelivered() {
     let queue = unique_queue("transit.BF.in");
     let message_id = uuid::Uuid::new_v4().to_string();
 
-    let mut producer = connect_stomp(&addrs).await.expect("connect producer");
+    let mut producer = connect_stomp(&addrs, "bf").await.expect("connect producer");
     send_text(
         &mut producer,
         &queue,
@@ -108,7 +114,9 @@ async fn a_message_not_acked_before_disconnect_is_redelivered() {
         .expect("disconnect producer");
 
     // First consumer: receives, then goes away without acking (a crashed gateway).
-    let mut first = connect_stomp(&addrs).await.expect("connect first");
+    let mut first = connect_stomp(&addrs, "ledger")
+        .await
+        .expect("connect first");
     subscribe_individual(&mut first, &queue, "sub-1")
         .await
         .expect("subscribe first");
@@ -124,7 +132,9 @@ async fn a_message_not_acked_before_disconnect_is_redelivered() {
         .expect("disconnect first");
 
     // Second consumer: gets the same message again, marked as redelivered.
-    let mut second = connect_stomp(&addrs).await.expect("connect second");
+    let mut second = connect_stomp(&addrs, "ledger")
+        .await
+        .expect("connect second");
     subscribe_individual(&mut second, &queue, "sub-2")
         .await
         .expect("subscribe second");
@@ -159,7 +169,7 @@ async fn a_nacked_message_is_redelivered_then_dead_lettered_to_its_own_dlq() {
     let message_id = uuid::Uuid::new_v4().to_string();
     let body = declaration_xml(&message_id);
 
-    let mut producer = connect_stomp(&addrs).await.expect("connect producer");
+    let mut producer = connect_stomp(&addrs, "tg").await.expect("connect producer");
     send_text(
         &mut producer,
         &queue,
@@ -174,7 +184,9 @@ async fn a_nacked_message_is_redelivered_then_dead_lettered_to_its_own_dlq() {
 
     // The consumer rejects every delivery. The broker's redeliveryPlugin gives the message
     // back after a delay, MAXIMUM_REDELIVERIES times, then moves it to DLQ.<queue>.
-    let mut consumer = connect_stomp(&addrs).await.expect("connect consumer");
+    let mut consumer = connect_stomp(&addrs, "ledger")
+        .await
+        .expect("connect consumer");
     subscribe_individual(&mut consumer, &queue, "sub-1")
         .await
         .expect("subscribe");
@@ -196,7 +208,9 @@ async fn a_nacked_message_is_redelivered_then_dead_lettered_to_its_own_dlq() {
         .await
         .expect("disconnect consumer");
 
-    let mut dlq_consumer = connect_stomp(&addrs).await.expect("connect dlq consumer");
+    let mut dlq_consumer = connect_stomp(&addrs, "tg")
+        .await
+        .expect("connect dlq consumer");
     subscribe_individual(&mut dlq_consumer, &dlq, "dlq-1")
         .await
         .expect("subscribe dlq");
@@ -224,14 +238,16 @@ async fn a_frame_over_the_size_limit_is_refused_and_not_enqueued() {
     let queue = unique_queue("transit.TG.in");
     let oversized = "x".repeat(STOMP_FRAME_BYTES_MAX + 1);
 
-    let mut producer = connect_stomp(&addrs).await.expect("connect producer");
+    let mut producer = connect_stomp(&addrs, "tg").await.expect("connect producer");
     // The broker answers with an ERROR ("The maximum frame size was exceeded") and closes
     // the connection; which of the two the client sees first depends on timing.
     send_text(&mut producer, &queue, &[], &oversized)
         .await
         .expect_err("the broker accepted a frame over the limit");
 
-    let mut consumer = connect_stomp(&addrs).await.expect("connect consumer");
+    let mut consumer = connect_stomp(&addrs, "ledger")
+        .await
+        .expect("connect consumer");
     subscribe_individual(&mut consumer, &queue, "sub-1")
         .await
         .expect("subscribe");

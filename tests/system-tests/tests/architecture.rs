@@ -13,6 +13,7 @@ const CORE_CRATES: &[&str] = &[
     "transit-auth",
     "transit-views",
     "fraud-signals",
+    "transit-sim",
 ];
 /// Crates that mean IO (runtimes, network, storage, edges of this workspace).
 const IO_CRATES: &[&str] = &[

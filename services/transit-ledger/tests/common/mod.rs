@@ -21,6 +21,7 @@ use transit_auth::{KeyRegistry, SecretKeyFile};
 use transit_contract::fixtures;
 use transit_contract::ids::{CountryCode, Timestamp};
 use transit_contract::messages::InboundMessage;
+use transit_ledger::auth::{Authenticator, Role, TokenIssuer, TokenRequest};
 
 /// The fixtures' base time: 2026-05-28.
 pub(crate) const BASE_MS: i64 = 1_780_000_000_000;
@@ -82,6 +83,69 @@ pub(crate) fn dev_signature(m: &InboundMessage) -> String {
     signature_by(&dev_key_of(&m.sender.country), m)
 }
 
+/// The development issuer's key (`ops/auth/dev/issuer.key`), minting tokens the development
+/// auth configuration (`ops/auth/issuers.toml`) accepts.
+pub(crate) fn dev_issuer() -> TokenIssuer {
+    TokenIssuer::from_key_file(
+        &repo_root().join(transit_ledger::auth::DEV_ISSUER_KEY_PATH),
+        transit_ledger::auth::DEV_ISSUER,
+        transit_ledger::auth::DEV_AUDIENCE,
+    )
+    .unwrap()
+}
+
+/// A development token with `roles` (and `country` for a national system), issued at the
+/// fixtures' base time and valid for ten years of the tests' manual clock.
+pub(crate) fn dev_token(roles: &[Role], country: Option<&str>) -> String {
+    dev_issuer()
+        .issue(&TokenRequest {
+            subject: format!(
+                "{}{}",
+                country.map(|c| format!("{c}-")).unwrap_or_default(),
+                if roles.is_empty() {
+                    "no-role".to_owned()
+                } else {
+                    roles
+                        .iter()
+                        .map(|r| r.as_str())
+                        .collect::<Vec<_>>()
+                        .join("+")
+                }
+            ),
+            roles: roles.to_vec(),
+            country: country.map(|c| c.parse().unwrap()),
+            issued_at_ms: BASE_MS,
+            ttl_s: 10 * 365 * 86_400,
+        })
+        .unwrap()
+}
+
+/// The national system token of `country`.
+pub(crate) fn national_token(country: &CountryCode) -> String {
+    dev_token(&[Role::NationalSystem], Some(country.as_str()))
+}
+
+/// An analyst's token.
+pub(crate) fn analyst_token() -> String {
+    dev_token(&[Role::Analyst], None)
+}
+
+/// An auditor's token.
+pub(crate) fn auditor_token() -> String {
+    dev_token(&[Role::Auditor], None)
+}
+
+/// The ledger's broker credentials (user `ledger`) from the credentials file the test broker
+/// runs with (`ops/activemq/credentials.dev.properties` unless `ACTIVEMQ_CREDENTIALS_FILE`
+/// says otherwise), read by the service's own reader.
+pub(crate) fn broker_credentials() -> transit_ledger::broker::BrokerCredentials {
+    transit_ledger::broker::BrokerCredentials::from_credentials_file(
+        &broker_tests::credentials_file(),
+        transit_ledger::broker::BROKER_USER_DEFAULT,
+    )
+    .unwrap()
+}
+
 /// The service, serving on a real socket until [`Server::stop`].
 pub(crate) struct Server {
     pub(crate) addr: std::net::SocketAddr,
@@ -103,6 +167,21 @@ impl Server {
 
     /// The service checking signatures against `registry`, or not at all.
     pub(crate) async fn start_with(registry: Option<Arc<KeyRegistry>>) -> Self {
+        Self::start_opts(
+            registry,
+            &repo_root().join(transit_ledger::auth::DEV_ISSUERS_PATH),
+            None,
+        )
+        .await
+    }
+
+    /// The service with `registry`, trusting the token issuers of `auth_config`, with a rate
+    /// limit per principal or none.
+    pub(crate) async fn start_opts(
+        registry: Option<Arc<KeyRegistry>>,
+        auth_config: &Path,
+        rate_limit: Option<transit_ledger::rate_limit::RateLimit>,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let clock = Arc::new(ManualClock::new(BASE_MS + 60_000));
         let mut config = FileStoreConfig::new(dir.path());
@@ -113,8 +192,11 @@ impl Server {
         let (stop, stopped) = oneshot::channel::<()>();
         let manual = clock.clone();
         let clock: Arc<dyn Clock> = clock;
+        let auth = Authenticator::load(auth_config, clock.clone()).unwrap();
         let options = transit_ledger::cli::ServeOptions {
             registry,
+            auth: Some(Arc::new(auth)),
+            rate_limit,
             ..Default::default()
         };
         let task = tokio::spawn(async move {
@@ -166,9 +248,25 @@ impl Server {
             .await
     }
 
-    /// Posts any bytes to `/v1/messages`; the status and the JSON body.
+    /// Posts any bytes to `/v1/messages` as the national system of the sender the bytes
+    /// name (Togo's when they name none); the status and the JSON body.
     pub(crate) async fn post_raw(
         &self,
+        content_type: &str,
+        body: Vec<u8>,
+        signature: Option<&str>,
+    ) -> (StatusCode, Value) {
+        let country = transit_ledger::ledger::decode_message(content_type, &body)
+            .map(|m| m.sender.country)
+            .unwrap_or_else(|_| "TG".parse().unwrap());
+        self.post_raw_as(&national_token(&country), content_type, body, signature)
+            .await
+    }
+
+    /// Posts any bytes to `/v1/messages` with this bearer token.
+    pub(crate) async fn post_raw_as(
+        &self,
+        token: &str,
         content_type: &str,
         body: Vec<u8>,
         signature: Option<&str>,
@@ -176,6 +274,7 @@ impl Server {
         let mut request = self
             .client
             .post(self.url("/v1/messages"))
+            .bearer_auth(token)
             .header("content-type", content_type)
             .body(body);
         if let Some(signature) = signature {
@@ -211,9 +310,20 @@ impl Server {
             .collect()
     }
 
-    /// A GET that answers JSON.
+    /// A GET that answers JSON, as an auditor.
     pub(crate) async fn get(&self, path: &str) -> (StatusCode, Value) {
-        let r = self.client.get(self.url(path)).send().await.unwrap();
+        self.get_as(&auditor_token(), path).await
+    }
+
+    /// A GET that answers JSON, with this bearer token.
+    pub(crate) async fn get_as(&self, token: &str, path: &str) -> (StatusCode, Value) {
+        let r = self
+            .client
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
         let status = r.status();
         (status, r.json().await.unwrap())
     }
@@ -223,6 +333,7 @@ impl Server {
         let r = self
             .client
             .post(self.url("/graphql"))
+            .bearer_auth(analyst_token())
             .json(&json!({ "query": query, "variables": variables }))
             .send()
             .await
