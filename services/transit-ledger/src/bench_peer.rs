@@ -9,8 +9,8 @@
 //! acknowledged only once durable (the ledger: group commit + `fdatasync`; PostgreSQL: one
 //! autocommit `INSERT` per append with `fsync=on`, `synchronous_commit=on`, and the
 //! `UNIQUE (stream_id, version)` constraint as the expected-version check). Runs alternate
-//! between the two (ledger first on even repeats, PostgreSQL first on odd ones) so that noise
-//! from neighbours lands on both; the median of the repeats is reported.
+//! between the two (ledger first in runs 1, 3, 5..., PostgreSQL first in runs 2, 4...) so
+//! that noise from neighbours lands on both; the median of the repeats is reported.
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
