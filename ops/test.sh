@@ -33,6 +33,10 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo test (CRASH_CYCLES=${CRASH_CYCLES:-20})"
 cargo test --workspace --locked -- --test-threads=2
 
+# The fault profile (service crash loop, disk full, deterministic simulation): ops/faults.sh.
+echo "== ops/faults.sh"
+ops/faults.sh
+
 # The message parsers under libFuzzer, FUZZ_SECONDS (60) per target, on the stable toolchain.
 echo "== ops/fuzz.sh (FUZZ_SECONDS=${FUZZ_SECONDS:-60})"
 ops/fuzz.sh
