@@ -16,6 +16,48 @@
 //!
 //! Why a separate header checksum: a flipped bit in a length field must read as damage, not
 //! as "the record runs past the end of the file", which is what a torn write looks like.
+//!
+//! # Torn tail or damage
+//!
+//! Both scanners ([`SegmentScanner`], [`BlockScanner`]) read the end of a file as a torn tail
+//! (an unfinished write, never acknowledged, cut on open) in exactly these shapes:
+//!
+//! 1. fewer bytes than a record header at the end of the file;
+//! 2. a header that checks out but declares more payload than the file holds;
+//! 3. a header that does not check out, with every byte from it to the end of the file zero;
+//! 4. a whole record whose header checks out but whose payload checksum fails, when the file
+//!    is zero from a [`TORN_WRITE_SECTOR_BYTES`]-aligned file offset inside that payload to
+//!    its end (zeros after the record, further records of the same write or space the file
+//!    system extended, are part of the tear), and no single changed byte of the payload
+//!    would make its checksum hold.
+//!
+//! Anything else that does not check out is damage, and so is any torn shape outside the last
+//! segment (the open path decides that, and cuts the whole append a torn record belongs to). Shape 4 is what a power cut leaves when
+//! the file's new size and the block holding the header reached the disk but the later
+//! blocks of the payload did not: they read back as zeros, and storage loses whole sectors
+//! (512 bytes, or pages of several sectors), so the zeros start on a sector boundary of the
+//! file offset and run to the end of the file (the last write is the end of the file).
+//! Its conditions are what keep an acknowledged record from ever being cut as one:
+//!
+//! - A changed bit or byte in an acknowledged record does not make bytes zero from a sector
+//!   boundary to the end of the file; anything not at the end of the file is never torn.
+//! - A payload may legitimately end with zero bytes past a sector boundary (binary data). A
+//!   bit flip earlier in such a payload, in the last record of the file, would look like
+//!   shape 4, so a payload whose checksum a single changed byte anywhere in it would repair is
+//!   damage. The test is exact (when one byte changed, the checksum difference is what that
+//!   change makes it, and every position and value is tried), so every such flip is found.
+//!   What remains is two or more changed bytes in the last, not yet checkpointed record of
+//!   the log whose own payload ends in zeros across a sector boundary. The cost falls the
+//!   safe way: a torn payload whose checksum happens to match a one-byte repair (odds about
+//!   255 * length / 2^32, one in 16,000 for a 1 KiB payload) is refused as damage, as every
+//!   torn payload was before shape 4.
+//! - Events below the latest signed checkpoint cannot be cut silently by any shape: the open
+//!   then finds the checkpoint covering more events than the log holds.
+//!
+//! The payload checksum may be deferred (checked by the caller on another thread, together
+//! with the leaf hash); the scanners then still check it themselves for a record in shape 4's
+//! layout (a sector-aligned zero run from inside its payload to the end of the file), so the
+//! open path and `verify` classify it the same way, before the caller ever sees the record.
 
 use std::fs::File;
 use std::io::{self, Read};
@@ -33,6 +75,10 @@ pub const RECORD_HEADER_LEN: usize = 12;
 pub const RECORD_FORMAT_V1: u8 = 1;
 /// Largest payload the format accepts; anything larger in a header is damage.
 pub const RECORD_PAYLOAD_BYTES_MAX: usize = 2 * crate::EVENT_BYTES_MAX + 4096;
+/// The unit in which a write cut short by a crash loses its data: a disk sector. Pages and
+/// file system blocks are whole multiples of it, so a torn write's zeros start at a multiple
+/// of this file offset (see the module documentation, shape 4).
+pub const TORN_WRITE_SECTOR_BYTES: u64 = 512;
 
 /// The fields of one record, borrowed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -373,11 +419,30 @@ impl SegmentScanner {
                 "segment shrank while it was read",
             ));
         }
-        if !self.defer_payload_crc && crc32c::crc32c(&payload) != crc {
-            self.unread(framed_len as i64)?;
-            return Ok(Frame::Damaged {
-                reason: "payload checksum mismatch".to_owned(),
-            });
+        let payload_offset = self.offset + RECORD_HEADER_LEN as u64;
+        let check = if self.defer_payload_crc {
+            PayloadCheck::TornOnly
+        } else {
+            PayloadCheck::Full
+        };
+        match judge_payload(
+            &self.file,
+            self.file_len,
+            payload_offset,
+            &payload,
+            crc,
+            self.reader.buffer(),
+            check,
+        )? {
+            PayloadVerdict::Intact => {}
+            PayloadVerdict::Torn(reason) => {
+                self.unread(framed_len as i64)?;
+                return Ok(Frame::TornTail { reason });
+            }
+            PayloadVerdict::Damaged(reason) => {
+                self.unread(framed_len as i64)?;
+                return Ok(Frame::Damaged { reason });
+            }
         }
         self.offset += framed_len;
         Ok(Frame::Record {
@@ -388,7 +453,8 @@ impl SegmentScanner {
     }
 
     /// Leaves the payload checksum to the caller (who checks it on another thread, together
-    /// with the leaf hash). Headers are still checked here.
+    /// with the leaf hash). Headers are still checked here, and so is the payload checksum of
+    /// a record that may be a torn write (shape 4 of the module documentation).
     pub fn defer_payload_checksum(&mut self) {
         self.defer_payload_crc = true;
     }
@@ -418,7 +484,8 @@ pub const SCAN_READ_BYTES: usize = 512 << 10;
 #[derive(Debug)]
 pub enum BlockFrame {
     /// A whole record whose header checks out. Its payload is `block()[start..start + len]`;
-    /// the payload checksum is left to the caller.
+    /// the payload checksum is left to the caller (except for a record that may be a torn
+    /// write, whose checksum the scanner checks itself: it is never handed out unless it holds).
     Record {
         /// Where the payload starts in the current block.
         start: usize,
@@ -545,6 +612,20 @@ impl BlockScanner {
             return Ok(BlockFrame::BlockEnd);
         }
         let start = self.at + RECORD_HEADER_LEN;
+        let end = start + len as usize;
+        match judge_payload(
+            &self.file,
+            self.file_len,
+            offset + RECORD_HEADER_LEN as u64,
+            &self.block[start..end],
+            payload_crc,
+            &self.block[end..self.filled],
+            PayloadCheck::TornOnly,
+        )? {
+            PayloadVerdict::Intact => {}
+            PayloadVerdict::Torn(reason) => return Ok(BlockFrame::TornTail { reason }),
+            PayloadVerdict::Damaged(reason) => return Ok(BlockFrame::Damaged { reason }),
+        }
         self.at += framed_len as usize;
         Ok(BlockFrame::Record {
             start,
@@ -610,12 +691,14 @@ fn block_buffer(buffer: Vec<u8>) -> Vec<u8> {
 }
 
 /// True when every byte of `file` from `offset` to `file_len` is zero: what a file system
-/// leaves after a crash that extended the file but never wrote the data.
+/// leaves after a crash that extended the file but never wrote the data. Reads a little
+/// first and more as zeros keep coming, since the answer is mostly "no" at the first bytes.
 fn rest_is_zero(file: &File, offset: u64, file_len: u64) -> io::Result<bool> {
     let mut at = offset;
     let mut buf = vec![0u8; 1 << 16];
+    let mut want = 4096;
     while at < file_len {
-        let got = file.read_at(&mut buf, at)?;
+        let got = file.read_at(&mut buf[..want], at)?;
         if got == 0 {
             break;
         }
@@ -623,8 +706,155 @@ fn rest_is_zero(file: &File, offset: u64, file_len: u64) -> io::Result<bool> {
             return Ok(false);
         }
         at += got as u64;
+        want = (want * 2).min(buf.len());
     }
     Ok(true)
+}
+
+/// How much of the payload checksum [`judge_payload`] checks.
+#[derive(Clone, Copy)]
+enum PayloadCheck {
+    /// Always.
+    Full,
+    /// Only for a record that may be a torn write; the caller checks the others.
+    TornOnly,
+}
+
+/// What [`judge_payload`] found.
+enum PayloadVerdict {
+    /// The checksum holds, or was left to the caller.
+    Intact,
+    /// A torn write (shape 4 of the module documentation): never acknowledged, safe to cut.
+    Torn(String),
+    /// The checksum fails on a record that is not a torn write.
+    Damaged(String),
+}
+
+/// Checks the payload of a whole record whose header checked out, and tells a torn write
+/// (shape 4 of the module documentation) from damage when its checksum fails.
+///
+/// The payload starts at `payload_offset` in `file`, which is `file_len` bytes long; `after`
+/// holds bytes that follow the payload in the file, as far as the caller has them in memory.
+fn judge_payload(
+    file: &File,
+    file_len: u64,
+    payload_offset: u64,
+    payload: &[u8],
+    crc: u32,
+    after: &[u8],
+    check: PayloadCheck,
+) -> io::Result<PayloadVerdict> {
+    const MISMATCH: &str = "payload checksum mismatch";
+    if matches!(check, PayloadCheck::Full) && crc32c::crc32c(payload) == crc {
+        return Ok(PayloadVerdict::Intact);
+    }
+    let payload_end = payload_offset + payload.len() as u64;
+    let after = &after[..after
+        .len()
+        .min(file_len.saturating_sub(payload_end) as usize)];
+    let zero_from = match sector_zero_start(payload_offset, payload) {
+        Some(zero_from)
+            if after.iter().all(|b| *b == 0)
+                && rest_is_zero(file, payload_end + after.len() as u64, file_len)? =>
+        {
+            zero_from
+        }
+        _ => {
+            return Ok(match check {
+                PayloadCheck::Full => PayloadVerdict::Damaged(MISMATCH.to_owned()),
+                PayloadCheck::TornOnly => PayloadVerdict::Intact,
+            })
+        }
+    };
+    if matches!(check, PayloadCheck::TornOnly) && crc32c::crc32c(payload) == crc {
+        // A payload that really ends in zeros, at the end of the file.
+        return Ok(PayloadVerdict::Intact);
+    }
+    if let Some(at) = single_byte_repair(payload, crc) {
+        return Ok(PayloadVerdict::Damaged(format!(
+            "{MISMATCH} (one changed byte, at {at} of the payload, explains it: damage, not a torn write)"
+        )));
+    }
+    Ok(PayloadVerdict::Torn(format!(
+        "payload of {} bytes reads as zeros from file offset {zero_from} (a sector boundary) to the end of the file: a write cut short",
+        payload.len()
+    )))
+}
+
+/// The first [`TORN_WRITE_SECTOR_BYTES`]-aligned file offset inside the payload (which starts
+/// at file offset `payload_offset`) from which the payload is all zero, if there is one.
+fn sector_zero_start(payload_offset: u64, payload: &[u8]) -> Option<u64> {
+    let nonzero_len = payload.iter().rposition(|b| *b != 0).map_or(0, |i| i + 1);
+    let zero_from = (payload_offset + nonzero_len as u64).div_ceil(TORN_WRITE_SECTOR_BYTES)
+        * TORN_WRITE_SECTOR_BYTES;
+    (zero_from < payload_offset + payload.len() as u64).then_some(zero_from)
+}
+
+/// CRC-32C's polynomial, bit-reversed (as the checksum is computed, least significant bit first).
+const CRC32C_POLY_REVERSED: u32 = 0x82F6_3B78;
+
+/// `CRC_TABLE[b]`: the bare CRC-32C state (no initial or final inversion) after the one byte
+/// `b`, from state 0. One zero byte moves a state `s` to `(s >> 8) ^ CRC_TABLE[s & 0xff]`.
+const CRC_TABLE: [u32; 256] = crc_table();
+
+/// `CRC_TOP[CRC_TABLE[b] >> 24] == b`: the table's top bytes are all different (tested), which
+/// lets a zero byte be taken back off a state.
+const CRC_TOP: [u8; 256] = crc_top();
+
+const fn crc_table() -> [u32; 256] {
+    let mut table = [0u32; 256];
+    let mut b = 0;
+    while b < 256 {
+        let mut c = b as u32;
+        let mut bit = 0;
+        while bit < 8 {
+            c = if c & 1 == 1 {
+                (c >> 1) ^ CRC32C_POLY_REVERSED
+            } else {
+                c >> 1
+            };
+            bit += 1;
+        }
+        table[b] = c;
+        b += 1;
+    }
+    table
+}
+
+const fn crc_top() -> [u8; 256] {
+    let table = crc_table();
+    let mut top = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        top[(table[b] >> 24) as usize] = b as u8;
+        b += 1;
+    }
+    top
+}
+
+/// Where a single changed byte would make `payload`'s CRC-32C equal `crc`, if anywhere: the
+/// index of that byte (the last one, should several do).
+///
+/// For two byte strings of one length, `crc32c(a) ^ crc32c(b)` is the bare CRC of `a ^ b`.
+/// When they differ only in byte `i`, by `v`, that is `CRC_TABLE[v]` moved on over the
+/// `len - 1 - i` zero bytes that follow. So this takes the difference and steps it back one
+/// zero byte at a time, looking for a table entry at each step: exact, and linear in the
+/// length.
+fn single_byte_repair(payload: &[u8], crc: u32) -> Option<usize> {
+    let mut state = crc32c::crc32c(payload) ^ crc;
+    if state == 0 {
+        return None;
+    }
+    for back in 0..payload.len() {
+        let byte = CRC_TOP[(state >> 24) as usize];
+        let entry = CRC_TABLE[usize::from(byte)];
+        if entry == state {
+            return Some(payload.len() - 1 - back);
+        }
+        // `state` = `(previous >> 8) ^ entry`, with `previous & 0xff == byte`.
+        state = ((state ^ entry) << 8) | u32::from(byte);
+    }
+    None
 }
 
 /// Reads as many bytes as are there, up to `buf.len()`.
@@ -846,6 +1076,334 @@ mod tests {
             let mut zeroed = full[..p].to_vec();
             zeroed.resize(full.len(), 0);
             check(&zeroed, &format!("zeros from {p}"));
+        }
+    }
+
+    /// How a file ends, read by every scanner the way its users read it: the record scanner
+    /// checking payloads itself and deferring them, and the block scanner. A deferred or
+    /// handed-out payload whose checksum fails is what the caller reports as damage.
+    fn ending(path: &std::path::Path) -> Vec<String> {
+        let verdict = |frame: &str, offset: u64| format!("{frame} at {offset}");
+        let mut out = Vec::new();
+        for defer in [false, true] {
+            let (mut scanner, first) = SegmentScanner::open(path).unwrap();
+            first.unwrap();
+            if defer {
+                scanner.defer_payload_checksum();
+            }
+            out.push(loop {
+                let offset = scanner.offset();
+                match scanner.next_frame().unwrap() {
+                    Frame::Record {
+                        payload,
+                        payload_crc,
+                        ..
+                    } => {
+                        if crc32c::crc32c(&payload) != payload_crc {
+                            break verdict("damaged", offset);
+                        }
+                    }
+                    Frame::End => break verdict("end", offset),
+                    Frame::TornTail { .. } => break verdict("torn", offset),
+                    Frame::Damaged { .. } => break verdict("damaged", offset),
+                }
+            });
+        }
+        let file = std::sync::Arc::new(File::open(path).unwrap());
+        let len = file.metadata().unwrap().len();
+        let (mut scanner, first) = BlockScanner::open(file, len, Vec::new()).unwrap();
+        first.unwrap();
+        out.push(loop {
+            let offset = scanner.offset();
+            match scanner.next_frame().unwrap() {
+                BlockFrame::Record {
+                    start,
+                    len,
+                    payload_crc,
+                } => {
+                    let payload = &scanner.block()[start..start + len as usize];
+                    if crc32c::crc32c(payload) != payload_crc {
+                        break verdict("damaged", offset);
+                    }
+                }
+                BlockFrame::BlockEnd => {
+                    scanner.next_block(Vec::new()).unwrap();
+                }
+                BlockFrame::End => break verdict("end", offset),
+                BlockFrame::TornTail { .. } => break verdict("torn", offset),
+                BlockFrame::Damaged { .. } => break verdict("damaged", offset),
+            }
+        });
+        out
+    }
+
+    /// Asserts that every scanner reads the file at `path` as ending with `expected`.
+    fn assert_ending(path: &std::path::Path, expected: &str, what: &str) {
+        assert_eq!(ending(path), vec![expected.to_owned(); 3], "{what}");
+    }
+
+    /// A segment of a few small records, then ones whose payloads hold `data`. Returns the
+    /// bytes and the file offsets of the records holding `data`.
+    fn segment_ending_with(data: &[&[u8]]) -> (Vec<u8>, Vec<usize>) {
+        let mut out = segment_header(0).to_vec();
+        for position in 0..3 {
+            let rec = RecordFields {
+                position,
+                ..sample()
+            };
+            encode_record(&mut out, &rec);
+        }
+        let mut starts = Vec::new();
+        for (i, data) in data.iter().enumerate() {
+            starts.push(out.len());
+            let rec = RecordFields {
+                position: 3 + i as u64,
+                data,
+                ..sample()
+            };
+            encode_record(&mut out, &rec);
+        }
+        (out, starts)
+    }
+
+    /// Data bytes without a zero among them.
+    fn nonzero_data(len: usize) -> Vec<u8> {
+        (0..len).map(|i| 1 + (i * 7 % 251) as u8).collect()
+    }
+
+    /// The sector-aligned file offsets inside the payload of the record framed at `start`.
+    fn sector_starts_in_payload(bytes: &[u8], start: usize) -> Vec<usize> {
+        let len = u32::from_le_bytes(bytes[start..start + 4].try_into().unwrap()) as usize;
+        let payload = start + RECORD_HEADER_LEN;
+        let sector = TORN_WRITE_SECTOR_BYTES as usize;
+        (payload.div_ceil(sector)..)
+            .map(|n| n * sector)
+            .take_while(|p| *p < payload + len)
+            .collect()
+    }
+
+    #[test]
+    fn crc_table_is_crc32c_and_its_top_bytes_are_all_different() {
+        let mut tops: Vec<u32> = CRC_TABLE.iter().map(|t| t >> 24).collect();
+        tops.sort_unstable();
+        tops.dedup();
+        assert_eq!(tops.len(), 256);
+        // For strings of one length, the checksums differ by the bare CRC of the difference.
+        let bare = |bytes: &[u8]| {
+            bytes.iter().fold(0u32, |state, b| {
+                (state >> 8) ^ CRC_TABLE[((state ^ u32::from(*b)) & 0xff) as usize]
+            })
+        };
+        let a = nonzero_data(1000);
+        let b: Vec<u8> = (0..1000).map(|i| (i * 31 % 256) as u8).collect();
+        let diff: Vec<u8> = a.iter().zip(&b).map(|(x, y)| x ^ y).collect();
+        assert_eq!(crc32c::crc32c(&a) ^ crc32c::crc32c(&b), bare(&diff));
+    }
+
+    #[test]
+    fn single_byte_repair_finds_every_changed_byte() {
+        let original = nonzero_data(3000);
+        let crc = crc32c::crc32c(&original);
+        assert_eq!(single_byte_repair(&original, crc), None);
+        for at in (0..original.len()).step_by(37).chain([0, 2999]) {
+            for flip in [0x01u8, 0x80, 0xff, 0x5a, original[at]] {
+                let mut changed = original.clone();
+                changed[at] ^= flip;
+                assert_eq!(single_byte_repair(&changed, crc), Some(at), "{at} ^ {flip}");
+            }
+        }
+        // Two changed bytes are not one.
+        let mut changed = original.clone();
+        changed[10] ^= 1;
+        changed[2000] ^= 1;
+        assert_eq!(single_byte_repair(&changed, crc), None);
+    }
+
+    #[test]
+    fn a_payload_zeroed_from_a_sector_boundary_to_the_end_is_a_torn_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("seg");
+        let data = nonzero_data(5000);
+        let (full, starts) = segment_ending_with(&[&data]);
+        let last = starts[0];
+        std::fs::write(&path, &full).unwrap();
+        assert_ending(&path, &format!("end at {}", full.len()), "intact");
+        let points = sector_starts_in_payload(&full, last);
+        assert!(points.len() >= 9, "{points:?}");
+        for &p in &points {
+            let mut torn = full[..p].to_vec();
+            torn.resize(full.len(), 0);
+            std::fs::write(&path, &torn).unwrap();
+            assert_ending(
+                &path,
+                &format!("torn at {last}"),
+                &format!("zeros from {p}"),
+            );
+            // The file system extended the file further than the record (more zeros after it).
+            torn.resize(full.len() + 4096 + 100, 0);
+            std::fs::write(&path, &torn).unwrap();
+            let what = format!("zeros from {p}, and more after the record");
+            assert_ending(&path, &format!("torn at {last}"), &what);
+        }
+        // The whole payload zero, from a sector boundary right after the header.
+        let mut aligned = segment_header(0).to_vec();
+        let pad = 512 - RECORD_HEADER_LEN - aligned.len() - RECORD_HEADER_LEN;
+        encode_frame(&mut aligned, &vec![7u8; pad]);
+        let record = aligned.len();
+        encode_frame(&mut aligned, &nonzero_data(2000));
+        assert_eq!(record + RECORD_HEADER_LEN, 512);
+        aligned[512..].fill(0);
+        std::fs::write(&path, &aligned).unwrap();
+        assert_ending(&path, &format!("torn at {record}"), "a payload of zeros");
+    }
+
+    #[test]
+    fn a_group_commit_zeroed_from_a_sector_boundary_in_one_payload_is_torn_there() {
+        // One write of several records, cut short: zeros from inside an earlier record's
+        // payload through the whole of the later records.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("seg");
+        let data = nonzero_data(1500);
+        let (full, starts) = segment_ending_with(&[&data, &data, &data]);
+        for &start in &starts {
+            for p in sector_starts_in_payload(&full, start) {
+                let mut torn = full[..p].to_vec();
+                torn.resize(full.len(), 0);
+                std::fs::write(&path, &torn).unwrap();
+                assert_ending(
+                    &path,
+                    &format!("torn at {start}"),
+                    &format!("zeros from {p}"),
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_torn_payload_across_scan_blocks_is_a_torn_tail() {
+        // The last record straddles the end of the block scanner's first read.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("seg");
+        let filler = nonzero_data(9000);
+        let mut data: Vec<&[u8]> = Vec::new();
+        while data.len() * 9100 < SCAN_READ_BYTES - 20_000 {
+            data.push(&filler);
+        }
+        let big = nonzero_data(40_000);
+        data.push(&big);
+        let (full, starts) = segment_ending_with(&data);
+        let last = *starts.last().unwrap();
+        assert!(last < SCAN_READ_BYTES && full.len() > SCAN_READ_BYTES + 4096);
+        let points = sector_starts_in_payload(&full, last);
+        for p in points.iter().step_by(7).chain(points.last()) {
+            let mut torn = full[..*p].to_vec();
+            torn.resize(full.len(), 0);
+            std::fs::write(&path, &torn).unwrap();
+            assert_ending(
+                &path,
+                &format!("torn at {last}"),
+                &format!("zeros from {p}"),
+            );
+        }
+    }
+
+    #[test]
+    fn a_flipped_byte_in_the_last_payload_is_damage() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("seg");
+        let (full, starts) = segment_ending_with(&[&nonzero_data(5000)]);
+        let last = starts[0];
+        for at in (last + RECORD_HEADER_LEN..full.len())
+            .step_by(97)
+            .chain([full.len() - 1])
+        {
+            for flip in [0x01u8, 0xff] {
+                let mut bad = full.clone();
+                bad[at] ^= flip;
+                std::fs::write(&path, &bad).unwrap();
+                let what = format!("byte {at} ^ {flip}");
+                assert_ending(&path, &format!("damaged at {last}"), &what);
+            }
+        }
+    }
+
+    #[test]
+    fn a_payload_that_ends_in_zeros_with_a_flipped_byte_earlier_is_damage() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("seg");
+        // Data that really ends in zeros, over several sector boundaries, and over none.
+        for zeros in [2000usize, 9] {
+            let mut data = nonzero_data(3000);
+            data.resize(3000 + zeros, 0);
+            let (full, starts) = segment_ending_with(&[&data]);
+            let last = starts[0];
+            std::fs::write(&path, &full).unwrap();
+            assert_ending(&path, &format!("end at {}", full.len()), "intact");
+            let zeros_from = full.len() - zeros;
+            let payload = last + RECORD_HEADER_LEN;
+            let places = (payload..full.len()).step_by(61).chain([
+                zeros_from - 1,
+                zeros_from,
+                full.len() - 1,
+            ]);
+            for at in places {
+                for flip in [0x01u8, 0x80, 0xff] {
+                    let mut bad = full.clone();
+                    bad[at] ^= flip;
+                    std::fs::write(&path, &bad).unwrap();
+                    let what = format!("{zeros} zeros, byte {at} ^ {flip}");
+                    assert_ending(&path, &format!("damaged at {last}"), &what);
+                }
+            }
+            // The last nonzero byte turned to zero.
+            let mut bad = full.clone();
+            bad[zeros_from - 1] = 0;
+            std::fs::write(&path, &bad).unwrap();
+            assert_ending(
+                &path,
+                &format!("damaged at {last}"),
+                "last data byte zeroed",
+            );
+        }
+    }
+
+    #[test]
+    fn zeros_that_do_not_run_from_a_sector_boundary_to_the_end_are_damage() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("seg");
+        let data = nonzero_data(5000);
+        let (full, starts) = segment_ending_with(&[&data]);
+        let last = starts[0];
+        let sector = TORN_WRITE_SECTOR_BYTES as usize;
+        let last_sector = (full.len() - 1) / sector * sector;
+        assert!(last_sector > last + RECORD_HEADER_LEN && full.len() - last_sector > 100);
+        // Zeros only in the record's last, partly used sector: no sector boundary starts them.
+        for p in [last_sector + 1, last_sector + 50, full.len() - 1] {
+            let mut bad = full[..p].to_vec();
+            bad.resize(full.len(), 0);
+            std::fs::write(&path, &bad).unwrap();
+            let what = format!("zeros from {p}");
+            assert_ending(&path, &format!("damaged at {last}"), &what);
+        }
+        // Whole sectors of zeros inside the payload that stop before the end of the file.
+        let points = sector_starts_in_payload(&full, last);
+        for &p in &points[..points.len() - 1] {
+            let mut bad = full.clone();
+            bad[p..last_sector].fill(0);
+            std::fs::write(&path, &bad).unwrap();
+            let what = format!("zeros from {p} to {last_sector}");
+            assert_ending(&path, &format!("damaged at {last}"), &what);
+        }
+        // Zeros from a sector boundary to the end, but in a record that is not the last: the
+        // bytes after it are not zero.
+        let (two, starts) = segment_ending_with(&[&data, &data]);
+        let first = starts[0];
+        for p in sector_starts_in_payload(&two, first) {
+            let mut bad = two.clone();
+            bad[p..starts[1]].fill(0);
+            std::fs::write(&path, &bad).unwrap();
+            let what = format!("zeros from {p} in the second to last record");
+            assert_ending(&path, &format!("damaged at {first}"), &what);
         }
     }
 }

@@ -274,3 +274,130 @@ async fn verify_with_another_key_fails() {
     let report = verify_dir(dir.path(), Some(other)).unwrap();
     assert!(!report.intact());
 }
+
+/// Copies the files of data folder `from` (all but its lock) into `to`.
+fn copy_data(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap();
+        if path.is_dir() {
+            copy_data(&path, &to.join(name));
+        } else if name != "LOCK" {
+            std::fs::copy(&path, to.join(name)).unwrap();
+        }
+    }
+}
+
+/// Where the records of a segment start, walking its framing.
+fn record_starts(bytes: &[u8]) -> Vec<usize> {
+    let mut starts = Vec::new();
+    let mut at = 16usize;
+    while at < bytes.len() {
+        starts.push(at);
+        let len = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+        at += 12 + len;
+    }
+    assert_eq!(at, bytes.len());
+    starts
+}
+
+#[tokio::test]
+async fn a_last_write_whose_payload_reads_as_zeros_from_a_sector_boundary_is_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let small_segments = |dir: &Path| {
+        let mut cfg = config(dir);
+        cfg.segment_bytes_max = 8192;
+        cfg.checkpoint_interval = std::time::Duration::from_secs(3600);
+        cfg
+    };
+    let store = FileStore::open(small_segments(dir.path())).unwrap();
+    fill(&store, 40).await;
+    store.checkpoint_now().await.unwrap();
+    let acknowledged = store.read_all(0, 1000).await.unwrap();
+    assert_eq!(acknowledged.len(), 80);
+    // The last write: one append of two events, each over several sectors, acknowledged
+    // (so durable) here; below it is cut back to what a power cut during its write can leave.
+    let big: Vec<u8> = (0..3000).map(|i| 1 + (i % 250) as u8).collect();
+    store
+        .append(vec![
+            to(
+                "movement-x",
+                ExpectedVersion::Any,
+                vec![event("Moved", &big)],
+            ),
+            to(
+                "guarantee-x",
+                ExpectedVersion::Any,
+                vec![event("Reserved", &big)],
+            ),
+        ])
+        .await
+        .unwrap();
+    let seg = segment_files(dir.path()).pop().unwrap();
+    assert!(segment_files(dir.path()).len() > 2);
+    let full = std::fs::read(&seg).unwrap();
+    let starts = record_starts(&full);
+    let [.., append_start, last_start] = starts[..] else {
+        panic!("the last segment holds the last append: {starts:?}")
+    };
+    // Sector-aligned file offsets inside the payloads of the append's two records: zeros from
+    // the second one's (its header is intact) or from the first one's (the second is all zero).
+    let aligned_in_payload = |start: usize, end: usize| {
+        (start + 12..end)
+            .filter(|p| p % 512 == 0)
+            .collect::<Vec<_>>()
+    };
+    let mut points = aligned_in_payload(last_start, full.len());
+    points.extend(aligned_in_payload(append_start, last_start));
+    assert!(points.len() >= 8, "{points:?}");
+    let scratch = tempfile::tempdir().unwrap();
+    let copy = scratch.path().join("copy");
+    for p in points {
+        copy_data(dir.path(), &copy);
+        let torn_seg = copy.join(LOG_DIR).join(seg.file_name().unwrap());
+        let mut torn = full[..p].to_vec();
+        torn.resize(full.len(), 0);
+        std::fs::write(&torn_seg, &torn).unwrap();
+        // `verify` notes the torn tail without calling it damage, and agrees with the open.
+        let report = verify_dir(&copy, None).unwrap();
+        assert!(report.intact(), "zeros from {p}: {report:?}");
+        assert!(report.torn_tail.is_some(), "zeros from {p}: {report:?}");
+        assert_eq!(report.events, 80);
+        let store = FileStore::open(small_segments(&copy)).unwrap();
+        assert_eq!(store.head(), 80, "zeros from {p}");
+        assert_eq!(
+            store.open_report().torn_bytes_cut,
+            (full.len() - append_start) as u64,
+            "zeros from {p}: the whole append is cut"
+        );
+        assert_eq!(store.read_all(0, 1000).await.unwrap(), acknowledged);
+        assert_eq!(
+            std::fs::metadata(&torn_seg).unwrap().len(),
+            append_start as u64
+        );
+        // The log goes on from a clean end.
+        fill(&store, 1).await;
+        store.close().await.unwrap();
+        let report = verify_dir(&copy, None).unwrap();
+        assert!(report.intact() && report.torn_tail.is_none(), "{report:?}");
+        assert_eq!(report.events, 82);
+        std::fs::remove_dir_all(&copy).unwrap();
+    }
+    // Once a signed checkpoint covers the append it was acknowledged for certain: the same
+    // zeros are then acknowledged events gone missing, and the open refuses.
+    store.checkpoint_now().await.unwrap();
+    copy_data(dir.path(), &copy);
+    let torn_seg = copy.join(LOG_DIR).join(seg.file_name().unwrap());
+    let p = aligned_in_payload(last_start, full.len())[0];
+    let mut torn = full[..p].to_vec();
+    torn.resize(full.len(), 0);
+    std::fs::write(&torn_seg, &torn).unwrap();
+    let err = FileStore::open(small_segments(&copy)).unwrap_err();
+    assert!(
+        err.to_string().contains("acknowledged events are missing"),
+        "{err}"
+    );
+    assert!(!verify_dir(&copy, None).unwrap().intact());
+    store.close().await.unwrap();
+}

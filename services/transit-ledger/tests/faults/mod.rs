@@ -623,3 +623,191 @@ impl Traffic {
 
 /// Shared handle on the traffic for a sending task.
 pub(crate) type SharedTraffic = Arc<Traffic>;
+
+// The broker loop's support (`faults_broker_loop`): the shared ActiveMQ broker stopped and
+// started through `ops/activemq.sh`, a guard that leaves it running whatever happens, the
+// log followed over HTTP for the message ids it records, and the service's metrics.
+
+/// Runs `ops/activemq.sh <action>` (`stop`, `start`, `status`): Ok with its output when it
+/// exits 0, Err with its output otherwise.
+pub(crate) fn activemq(action: &str) -> Result<String, String> {
+    let out = Command::new("bash")
+        .arg(common::repo_root().join("ops/activemq.sh"))
+        .arg(action)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("ops/activemq.sh {action}: {e}"))?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if out.status.success() {
+        Ok(text)
+    } else {
+        Err(format!("ops/activemq.sh {action} ({}): {text}", out.status))
+    }
+}
+
+/// Starts the shared broker again when it is dropped and the broker is not running: a fault
+/// test that stops the broker and then fails must not leave the other broker tests (and the
+/// next run) without one.
+pub(crate) struct BrokerLeftRunning;
+
+impl Drop for BrokerLeftRunning {
+    fn drop(&mut self) {
+        if activemq("status").is_ok() {
+            return;
+        }
+        eprintln!("broker guard: the broker is not running; starting it again");
+        if let Err(e) = activemq("start") {
+            eprintln!("broker guard: {e}");
+        }
+    }
+}
+
+/// How often [`RecordedTail`] asks for new events when it has read everything.
+pub(crate) const TAIL_POLL: Duration = Duration::from_millis(10);
+
+/// Follows a running service's log (`GET /v1/events`, as an auditor) and counts how many
+/// times each message id's submission is recorded, so that a test can wait for a message to
+/// be recorded without stopping the service.
+pub(crate) struct RecordedTail {
+    counts: Arc<Mutex<HashMap<String, usize>>>,
+    position: tokio::sync::watch::Receiver<u64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RecordedTail {
+    /// Starts following the log of the service at `base` from position 0.
+    pub(crate) fn start(base: &str) -> RecordedTail {
+        let counts: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
+        let (tx, position) = tokio::sync::watch::channel(0u64);
+        let client = reqwest::Client::builder()
+            .timeout(REQUEST_WAIT)
+            .build()
+            .unwrap();
+        let (base, token, seen) = (base.to_owned(), common::auditor_token(), counts.clone());
+        let task = tokio::spawn(async move {
+            let mut from = 0u64;
+            loop {
+                let page = async {
+                    let r = client
+                        .get(format!("{base}/v1/events"))
+                        .query(&[
+                            ("from", from),
+                            ("limit", ledger_store::READ_EVENTS_MAX as u64),
+                        ])
+                        .bearer_auth(&token)
+                        .send()
+                        .await
+                        .ok()?;
+                    r.status().is_success().then_some(())?;
+                    r.json::<Value>().await.ok()
+                }
+                .await;
+                let events = page
+                    .as_ref()
+                    .and_then(|p| p["events"].as_array())
+                    .cloned()
+                    .unwrap_or_default();
+                if events.is_empty() {
+                    tokio::time::sleep(TAIL_POLL).await;
+                    continue;
+                }
+                {
+                    let mut seen = seen.lock();
+                    for e in &events {
+                        let submission = &e["metadata"]["submission"];
+                        if submission.get("recordedWith").is_some() {
+                            continue;
+                        }
+                        if let Some(id) = submission["messageId"].as_str() {
+                            *seen.entry(id.to_owned()).or_default() += 1;
+                        }
+                    }
+                }
+                from = events.last().unwrap()["position"].as_u64().unwrap() + 1;
+                tx.send_replace(from);
+            }
+        });
+        RecordedTail {
+            counts,
+            position,
+            task,
+        }
+    }
+
+    /// How many times `id` is recorded in what was read so far.
+    pub(crate) fn count(&self, id: &str) -> usize {
+        self.counts.lock().get(id).copied().unwrap_or(0)
+    }
+
+    /// Message ids recorded so far.
+    pub(crate) fn recorded(&self) -> usize {
+        self.counts.lock().len()
+    }
+
+    /// Events read so far (the next position to read).
+    pub(crate) fn position(&self) -> u64 {
+        *self.position.borrow()
+    }
+
+    /// Waits until `id` is recorded; false when `wait` passed first.
+    pub(crate) async fn wait_recorded(&self, id: &str, wait: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut position = self.position.clone();
+        loop {
+            position.borrow_and_update();
+            if self.count(id) > 0 {
+                return true;
+            }
+            match tokio::time::timeout_at(deadline, position.changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) | Err(_) => return self.count(id) > 0,
+            }
+        }
+    }
+}
+
+impl Drop for RecordedTail {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The service's metrics (`GET /metrics` as an operator), in Prometheus text.
+pub(crate) async fn metrics_text(base: &str) -> String {
+    let r = reqwest::Client::new()
+        .get(format!("{base}/metrics"))
+        .bearer_auth(common::dev_token(
+            &[transit_ledger::auth::Role::Operator],
+            None,
+        ))
+        .timeout(REQUEST_WAIT)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "/metrics: {}", r.status());
+    r.text().await.unwrap()
+}
+
+/// The sum of the samples of metric `name` (exactly; `name{...} value` or `name value`) whose
+/// labels include every `label="value"` of `labels`.
+pub(crate) fn metric_sum(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let rest = l.strip_prefix(name)?;
+            let (label_text, value) = match rest.strip_prefix('{') {
+                Some(r) => r.split_once('}')?,
+                None if rest.starts_with(' ') => ("", rest),
+                None => return None,
+            };
+            labels
+                .iter()
+                .all(|(k, v)| label_text.contains(&format!("{k}=\"{v}\"")))
+                .then(|| value.split_whitespace().next()?.parse::<f64>().ok())?
+        })
+        .sum()
+}
