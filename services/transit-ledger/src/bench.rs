@@ -194,6 +194,18 @@ pub async fn offered_load(
             });
         }
     });
+    collect_open_loop(&mut rx, total, pacer, start).await
+}
+
+/// Receives the latencies (microseconds from scheduled arrival) of `total` open-loop appends
+/// from `rx`, joins the pacing thread, and sums them up: shared by `bench append` and
+/// `bench peer`, so both systems are measured the same way.
+pub(crate) async fn collect_open_loop(
+    rx: &mut mpsc::Receiver<anyhow::Result<u64>>,
+    total: u64,
+    pacer: std::thread::JoinHandle<()>,
+    start: Instant,
+) -> anyhow::Result<RunFigures> {
     let mut hist = histogram();
     let mut n = 0;
     while n < total {

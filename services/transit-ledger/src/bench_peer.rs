@@ -84,14 +84,8 @@ pub struct BenchPeerArgs {
     pub offered_seconds: u64,
 }
 
-/// One measurement of one system.
-#[derive(Clone, Copy, Debug)]
-struct Figures {
-    events_per_s: f64,
-    latency_us_p50: u64,
-    latency_us_p99: u64,
-    events: u64,
-}
+// One measurement of one system: the figures `bench append` reports.
+use crate::bench::RunFigures as Figures;
 
 /// The event every append writes: JSON text (PostgreSQL's `jsonb` needs valid JSON).
 struct Payload {
@@ -409,24 +403,7 @@ async fn offered_load<T: Target>(
             });
         }
     });
-    let mut hist = histogram();
-    let mut n = 0;
-    while n < total {
-        match rx.recv().await {
-            Some(latency) => hist.record(latency?)?,
-            None => break,
-        }
-        n += 1;
-    }
-    pacer
-        .join()
-        .map_err(|_| anyhow::anyhow!("the pacing thread panicked"))?;
-    Ok(Figures {
-        events_per_s: n as f64 / start.elapsed().as_secs_f64(),
-        latency_us_p50: hist.value_at_quantile(0.5),
-        latency_us_p99: hist.value_at_quantile(0.99),
-        events: n,
-    })
+    crate::bench::collect_open_loop(&mut rx, total, pacer, start).await
 }
 
 /// The run with the median throughput (its latencies come with it).
