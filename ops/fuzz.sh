@@ -20,7 +20,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 CARGO_FUZZ_VERSION=0.13.2
-FUZZ_TOOLCHAIN="${FUZZ_TOOLCHAIN:-stable}"
+# Empty: the default toolchain (CI machines have one, stable, under whatever name rustup gave it).
+FUZZ_TOOLCHAIN="${FUZZ_TOOLCHAIN:-}"
+TC=()
+[[ -n $FUZZ_TOOLCHAIN ]] && TC=("+${FUZZ_TOOLCHAIN}")
 FUZZ_SECONDS="${FUZZ_SECONDS:-60}"
 # Targets run side by side, one per core (the machine has 2).
 FUZZ_JOBS="${FUZZ_JOBS:-2}"
@@ -43,18 +46,18 @@ fi
 
 export RUSTC_BOOTSTRAP=1
 cargo_fuzz() {
-  cargo "+${FUZZ_TOOLCHAIN}" fuzz "$@"
+  cargo "${TC[@]}" fuzz "$@"
 }
 
 if [ "$(cargo_fuzz --version 2>/dev/null || true)" != "cargo-fuzz ${CARGO_FUZZ_VERSION}" ]; then
   echo "== installing cargo-fuzz ${CARGO_FUZZ_VERSION}"
-  cargo "+${FUZZ_TOOLCHAIN}" install cargo-fuzz --locked --version "${CARGO_FUZZ_VERSION}"
+  cargo "${TC[@]}" install cargo-fuzz --locked --version "${CARGO_FUZZ_VERSION}"
 fi
 
 # The fuzz crate is a workspace of its own, so the root's `cargo fmt --all` does not see it.
-(cd fuzz && cargo "+${FUZZ_TOOLCHAIN}" fmt --check)
+(cd fuzz && cargo "${TC[@]}" fmt --check)
 
-echo "== cargo fuzz build ($(rustc "+${FUZZ_TOOLCHAIN}" --version), ${FUZZ_BUILD_FLAGS[*]})"
+echo "== cargo fuzz build ($(rustc "${TC[@]}" --version), ${FUZZ_BUILD_FLAGS[*]})"
 (cd fuzz && cargo_fuzz build "${FUZZ_BUILD_FLAGS[@]}")
 
 # Dictionaries, made afresh so they follow the schema: the XML element names of the XSDs, and
@@ -100,7 +103,7 @@ report_failure() {
     echo "!! ${target}: failing input: ${input} ($(wc -c <"$input") bytes), base64:"
     base64 -w 0 "$input"
     echo
-    echo "!! replay: (cd fuzz && RUSTC_BOOTSTRAP=1 cargo +${FUZZ_TOOLCHAIN} fuzz run ${FUZZ_BUILD_FLAGS[*]} ${target} ${input#fuzz/})"
+    echo "!! replay: (cd fuzz && RUSTC_BOOTSTRAP=1 cargo ${TC[*]} fuzz run ${FUZZ_BUILD_FLAGS[*]} ${target} ${input#fuzz/})"
     echo "!!   (from the base64: echo '<base64>' | base64 -d > /tmp/input, then the same with /tmp/input)"
   fi
 }
