@@ -136,6 +136,18 @@ pub async fn throughput(
             anyhow::Ok((n, hist))
         }));
     }
+    join_closed_loop(tasks, start).await
+}
+
+/// A closed-loop appender: how many appends it made, and their latencies (microseconds).
+pub(crate) type Appender = tokio::task::JoinHandle<anyhow::Result<(u64, Histogram<u64>)>>;
+
+/// Waits for closed-loop appenders (each returns how many appends it made and their latency
+/// histogram) and sums them up: shared by `bench append` and `bench peer`.
+pub(crate) async fn join_closed_loop(
+    tasks: Vec<Appender>,
+    start: Instant,
+) -> anyhow::Result<RunFigures> {
     let mut total = 0;
     let mut hist = histogram();
     for t in tasks {

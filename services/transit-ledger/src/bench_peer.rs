@@ -351,19 +351,7 @@ async fn throughput<T: Target>(
             anyhow::Ok((version, hist))
         }));
     }
-    let mut events = 0;
-    let mut hist = histogram();
-    for task in tasks {
-        let (n, h) = task.await??;
-        events += n;
-        hist.add(h)?;
-    }
-    Ok(Figures {
-        events_per_s: events as f64 / start.elapsed().as_secs_f64(),
-        latency_us_p50: hist.value_at_quantile(0.5),
-        latency_us_p99: hist.value_at_quantile(0.99),
-        events,
-    })
+    crate::bench::join_closed_loop(tasks, start).await
 }
 
 /// Offers `rate` appends per second, open loop (arrivals do not wait for earlier
