@@ -10,6 +10,7 @@
 
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
+use std::ops::ControlFlow;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc as std_mpsc;
@@ -33,8 +34,9 @@ use crate::record::{
 };
 use crate::{
     AppendOutcome, AppendedEvent, ConsistencyProof, EventId, EventStore, EventStream,
-    ExpectedVersion, InclusionProof, RecordedEvent, StoreError, StreamAppend, StreamId,
-    APPEND_EVENTS_MAX, EVENT_BYTES_MAX, EVENT_TYPE_BYTES_MAX, READ_EVENTS_MAX,
+    ExpectedVersion, InclusionProof, RecordRef, RecordedEvent, SequentialReader, StoreError,
+    StreamAppend, StreamId, APPEND_EVENTS_MAX, EVENT_BYTES_MAX, EVENT_TYPE_BYTES_MAX,
+    READ_EVENTS_MAX,
 };
 
 /// Name of the folder holding segment files.
@@ -176,7 +178,17 @@ struct Inner {
     latest_checkpoint: RwLock<Option<SignedCheckpoint>>,
     /// Told about every append and group commit (see [`FileStore::set_observer`]).
     observer: RwLock<Option<Arc<dyn StoreObserver>>>,
+    /// Read buffers kept for the next read: a page of records is megabytes, and a fresh
+    /// buffer per read costs the allocator a round trip to the OS (page faults and zeroing)
+    /// that a sequential reader such as a projection rebuild pays on every page.
+    read_buffers: Mutex<Vec<Vec<u8>>>,
 }
+
+/// Read buffers kept in [`Inner::read_buffers`]: one per concurrent reader that may come back.
+const READ_BUFFERS_KEPT: usize = 4;
+
+/// Larger read buffers are not kept (a rare huge read must not pin its memory).
+const READ_BUFFER_KEPT_BYTES_MAX: usize = 16 << 20;
 
 struct CheckpointLog {
     file: File,
@@ -248,6 +260,7 @@ impl FileStore {
             checkpoints: Mutex::new(checkpoint_log),
             latest_checkpoint: RwLock::new(latest),
             observer: RwLock::new(None),
+            read_buffers: Mutex::new(Vec::new()),
         });
         let writer_state = Writer {
             inner: Arc::downgrade(&inner),
@@ -424,13 +437,39 @@ impl Inner {
     }
 
     fn read_range(&self, from: u64, max: usize) -> Result<Vec<RecordedEvent>, StoreError> {
+        let mut buf = self.read_buffers.lock().pop().unwrap_or_default();
+        let mut out = Vec::new();
+        let result = self.visit_range(from, max, &mut buf, &mut |record| {
+            out.push(to_recorded(record));
+            ControlFlow::Continue(())
+        });
+        if buf.capacity() <= READ_BUFFER_KEPT_BYTES_MAX {
+            let mut buffers = self.read_buffers.lock();
+            if buffers.len() < READ_BUFFERS_KEPT {
+                buffers.push(buf);
+            }
+        }
+        result.map(|_| out)
+    }
+
+    /// Reads the records from `from` on (at most `max`, capped by [`READ_EVENTS_MAX`]) into
+    /// `buf` (grown as needed, never shrunk, so that only new capacity is zeroed), checks each
+    /// (framing, checksum, Merkle leaf, position) and lends it to `visit` until it breaks.
+    /// Returns how many records were lent.
+    fn visit_range(
+        &self,
+        from: u64,
+        max: usize,
+        buf: &mut Vec<u8>,
+        visit: &mut dyn FnMut(RecordRef<'_>) -> ControlFlow<()>,
+    ) -> Result<usize, StoreError> {
         let max = max.min(READ_EVENTS_MAX);
         // Gather locations under the lock, read the bytes without it.
         let (runs, leaves) = {
             let state = self.state.read();
             let head = state.head();
             if from >= head || max == 0 {
-                return Ok(Vec::new());
+                return Ok(0);
             }
             let end = head.min(from + max as u64);
             let mut runs: Vec<(Arc<File>, Vec<Loc>, PathBuf)> = Vec::new();
@@ -460,19 +499,22 @@ impl Inner {
             }
             (runs, leaves)
         };
-        let mut out = Vec::with_capacity(leaves.len());
         let mut position = from;
         for (file, locs, path) in runs {
             let start = locs[0].offset;
             let last = locs[locs.len() - 1];
             let end = last.offset + u64::from(last.len);
-            let mut buf = vec![0u8; (end - start) as usize];
-            file.read_exact_at(&mut buf, start)?;
+            let len = (end - start) as usize;
+            if buf.len() < len {
+                buf.resize(len, 0);
+            }
+            let bytes = &mut buf[..len];
+            file.read_exact_at(bytes, start)?;
             for loc in locs {
                 let at = (loc.offset - start) as usize;
-                let framed = &buf[at..at + loc.len as usize];
+                let framed = &bytes[at..at + loc.len as usize];
                 let expected_leaf = leaves[(position - from) as usize];
-                let event = decode_checked(framed, position, &expected_leaf).map_err(|reason| {
+                let record = check_read(framed, position, &expected_leaf).map_err(|reason| {
                     StoreError::Corrupt {
                         position,
                         segment: path.display().to_string(),
@@ -480,11 +522,13 @@ impl Inner {
                         reason,
                     }
                 })?;
-                out.push(event);
                 position += 1;
+                if visit(record).is_break() {
+                    return Ok((position - from) as usize);
+                }
             }
         }
-        Ok(out)
+        Ok((position - from) as usize)
     }
 
     fn read_positions(&self, positions: &[u64]) -> Result<Vec<RecordedEvent>, StoreError> {
@@ -500,8 +544,9 @@ impl Inner {
     }
 }
 
-/// Checks a framed record read back from disk before it is served.
-fn decode_checked(framed: &[u8], position: u64, leaf: &Hash) -> Result<RecordedEvent, String> {
+/// Checks a framed record read back from disk before it is served: framing and checksum,
+/// its Merkle leaf, and the position it says it has.
+fn check_read<'a>(framed: &'a [u8], position: u64, leaf: &Hash) -> Result<RecordRef<'a>, String> {
     let payload = check_framed(framed)?;
     let hash = leaf_hash(payload);
     if &hash != leaf {
@@ -514,21 +559,52 @@ fn decode_checked(framed: &[u8], position: u64, leaf: &Hash) -> Result<RecordedE
             fields.position
         ));
     }
-    to_recorded(&fields, hash)
-}
-
-fn to_recorded(fields: &RecordFields<'_>, leaf_hash: Hash) -> Result<RecordedEvent, String> {
-    Ok(RecordedEvent {
+    if !crate::is_valid_stream_name(fields.stream) {
+        return Err(format!("invalid stream name {:?}", fields.stream));
+    }
+    Ok(RecordRef {
         position: fields.position,
-        stream: StreamId::new(fields.stream).map_err(|e| e.to_string())?,
+        stream: fields.stream,
         version: fields.version,
         event_id: EventId(Uuid::from_bytes(fields.event_id)),
-        event_type: fields.event_type.to_owned(),
+        event_type: fields.event_type,
         schema_version: fields.schema_version,
-        data: fields.data.to_vec(),
-        metadata: fields.metadata.to_vec(),
-        leaf_hash,
+        data: fields.data,
+        metadata: fields.metadata,
+        leaf_hash: hash,
     })
+}
+
+/// Copies a checked record (its stream name was checked by [`check_read`]).
+fn to_recorded(record: RecordRef<'_>) -> RecordedEvent {
+    RecordedEvent {
+        position: record.position,
+        stream: StreamId(record.stream.to_owned()),
+        version: record.version,
+        event_id: record.event_id,
+        event_type: record.event_type.to_owned(),
+        schema_version: record.schema_version,
+        data: record.data.to_vec(),
+        metadata: record.metadata.to_vec(),
+        leaf_hash: record.leaf_hash,
+    }
+}
+
+/// The embedded log's [`SequentialReader`]: its own read buffer, reused page after page.
+struct FileSequentialReader {
+    inner: Arc<Inner>,
+    buf: Vec<u8>,
+}
+
+impl SequentialReader for FileSequentialReader {
+    fn read_page(
+        &mut self,
+        from: u64,
+        max: usize,
+        visit: &mut dyn FnMut(RecordRef<'_>) -> ControlFlow<()>,
+    ) -> Result<usize, StoreError> {
+        self.inner.visit_range(from, max, &mut self.buf, visit)
+    }
 }
 
 fn segment_name(first_position: u64) -> String {
@@ -1674,12 +1750,14 @@ fn read_committed(
         .leaf(position)
         .expect("invariant: every indexed record is a leaf");
     let _ = inner;
-    decode_checked(&buf, position, &leaf).map_err(|reason| StoreError::Corrupt {
-        position,
-        segment: segment.path.display().to_string(),
-        offset: loc.offset,
-        reason,
-    })
+    check_read(&buf, position, &leaf)
+        .map(to_recorded)
+        .map_err(|reason| StoreError::Corrupt {
+            position,
+            segment: segment.path.display().to_string(),
+            offset: loc.offset,
+            reason,
+        })
 }
 
 #[async_trait]
@@ -1739,6 +1817,13 @@ impl EventStore for FileStore {
         tokio::task::spawn_blocking(move || inner.read_range(from_position, max_count))
             .await
             .map_err(|e| StoreError::Io(std::io::Error::other(e)))?
+    }
+
+    fn sequential_reader(&self) -> Option<Box<dyn SequentialReader>> {
+        Some(Box::new(FileSequentialReader {
+            inner: self.inner.clone(),
+            buf: Vec::new(),
+        }))
     }
 
     async fn event_by_id(&self, event_id: EventId) -> Result<Option<RecordedEvent>, StoreError> {
@@ -1947,6 +2032,114 @@ mod tests {
             }) => (*position, *offset, reason.clone()),
             other => panic!("expected damage, got {other:?}"),
         }
+    }
+
+    /// The sequential reader lends exactly what `read_all` returns, page by page; a visitor
+    /// that breaks ends the page there; and a record rewritten on disk after the store opened
+    /// (a well-formed frame with a valid checksum, other bytes) is refused by both readers
+    /// against its Merkle leaf.
+    #[tokio::test]
+    async fn the_sequential_reader_lends_what_read_all_returns_and_checks_each_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileStore::open(FileStoreConfig::new(dir.path())).unwrap();
+        for i in 0..50u32 {
+            let append = StreamAppend {
+                stream: StreamId::new(format!("movement-{}", i % 7)).unwrap(),
+                expected: ExpectedVersion::Any,
+                events: vec![crate::NewEvent {
+                    event_id: EventId(Uuid::new_v4()),
+                    event_type: "Moved".to_owned(),
+                    schema_version: 1,
+                    data: format!("{{\"n\":{:02}}}", i).into_bytes(),
+                    metadata: vec![b'm'; i as usize],
+                }],
+            };
+            store.append(vec![append]).await.unwrap();
+        }
+        let all = store.read_all(0, READ_EVENTS_MAX).await.unwrap();
+        assert_eq!(all.len(), 50);
+        let mut reader = store.sequential_reader().unwrap();
+        let mut lent = Vec::new();
+        let mut from = 0;
+        loop {
+            let n = reader
+                .read_page(from, 8, &mut |r| {
+                    lent.push(to_recorded(r));
+                    ControlFlow::Continue(())
+                })
+                .unwrap();
+            if n == 0 {
+                break;
+            }
+            from += n as u64;
+        }
+        assert_eq!(lent, all);
+        let mut seen = Vec::new();
+        let n = reader
+            .read_page(10, 8, &mut |r| {
+                seen.push(r.position);
+                if seen.len() == 3 {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                }
+            })
+            .unwrap();
+        assert_eq!((n, seen), (3, vec![10, 11, 12]));
+
+        let original = &all[20];
+        let (path, offset, len) = {
+            let state = store.inner.state.read();
+            let loc = state.locs[20];
+            let path = state.segments[loc.segment as usize].path.clone();
+            (path, loc.offset, loc.len as usize)
+        };
+        let mut forged = Vec::new();
+        encode_record(
+            &mut forged,
+            &RecordFields {
+                position: 20,
+                txn_index: 0,
+                txn_len: 1,
+                version: original.version,
+                stream: original.stream.as_str(),
+                event_id: *original.event_id.0.as_bytes(),
+                event_type: "Moved",
+                schema_version: 1,
+                metadata: &original.metadata,
+                data: br#"{"n":99}"#,
+            },
+        );
+        assert_eq!(forged.len(), len);
+        OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .write_all_at(&forged, offset)
+            .unwrap();
+        let refused = |e: StoreError| match e {
+            StoreError::Corrupt {
+                position, reason, ..
+            } => (position, reason),
+            other => panic!("expected Corrupt, got {other:?}"),
+        };
+        let mut lent = 0;
+        let err = reader
+            .read_page(16, 8, &mut |_| {
+                lent += 1;
+                ControlFlow::Continue(())
+            })
+            .unwrap_err();
+        assert_eq!(lent, 4, "the records before the forged one are lent");
+        let (position, reason) = refused(err);
+        assert_eq!(position, 20);
+        assert!(reason.contains("Merkle leaf"), "{reason}");
+        let (position, reason) = refused(store.read_all(16, 8).await.unwrap_err());
+        assert_eq!(position, 20);
+        assert!(reason.contains("Merkle leaf"), "{reason}");
+        let (position, _) = refused(store.read_all(20, 1).await.unwrap_err());
+        assert_eq!(position, 20);
+        assert_eq!(store.read_all(21, 1).await.unwrap()[0], all[21]);
     }
 
     #[test]

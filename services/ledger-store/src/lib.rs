@@ -47,10 +47,7 @@ impl StreamId {
     /// Checks and wraps a stream name.
     pub fn new(name: impl Into<String>) -> Result<Self, StoreError> {
         let name = name.into();
-        let valid = !name.is_empty()
-            && name.len() <= STREAM_NAME_BYTES_MAX
-            && name.bytes().all(|b| b.is_ascii_graphic());
-        if valid {
+        if is_valid_stream_name(&name) {
             Ok(Self(name))
         } else {
             Err(StoreError::Invalid(format!(
@@ -63,6 +60,13 @@ impl StreamId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// Whether `name` is a stream name: 1..=[`STREAM_NAME_BYTES_MAX`] printable ASCII bytes.
+fn is_valid_stream_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= STREAM_NAME_BYTES_MAX
+        && name.bytes().all(|b| b.is_ascii_graphic())
 }
 
 impl std::borrow::Borrow<str> for StreamId {
@@ -184,6 +188,65 @@ pub struct RecordedEvent {
     pub leaf_hash: Hash,
 }
 
+/// A recorded event borrowed from a reader's buffer (see [`SequentialReader`]): the fields of
+/// a [`RecordedEvent`] without copying its bytes.
+#[derive(Clone, Copy, Debug)]
+pub struct RecordRef<'a> {
+    /// Global position (= Merkle leaf index).
+    pub position: u64,
+    /// Stream name.
+    pub stream: &'a str,
+    /// Version in the stream.
+    pub version: u64,
+    /// Identity.
+    pub event_id: EventId,
+    /// Type name.
+    pub event_type: &'a str,
+    /// Schema version of `data`.
+    pub schema_version: u16,
+    /// Body, as appended.
+    pub data: &'a [u8],
+    /// Metadata, as appended.
+    pub metadata: &'a [u8],
+    /// The Merkle leaf hash of the record.
+    pub leaf_hash: Hash,
+}
+
+impl RecordedEvent {
+    /// The event as a [`RecordRef`], so that code written for a [`SequentialReader`] also
+    /// takes events read with [`EventStore::read_all`].
+    pub fn as_record_ref(&self) -> RecordRef<'_> {
+        RecordRef {
+            position: self.position,
+            stream: self.stream.as_str(),
+            version: self.version,
+            event_id: self.event_id,
+            event_type: &self.event_type,
+            schema_version: self.schema_version,
+            data: &self.data,
+            metadata: &self.metadata,
+            leaf_hash: self.leaf_hash,
+        }
+    }
+}
+
+/// Reads the global log in position order on the caller's thread, lending each record from
+/// its own buffer instead of copying it into a [`RecordedEvent`]: for bulk replays such as a
+/// projection rebuild, where allocating and copying every record (and freeing it on another
+/// thread) costs more than reading it. Records are checked exactly as
+/// [`EventStore::read_all`] checks them (framing, checksum, Merkle leaf, position).
+pub trait SequentialReader: Send {
+    /// Lends the records from position `from` on, at most `max` (capped by
+    /// [`READ_EVENTS_MAX`]), in order, to `visit`, until it breaks. Returns how many were
+    /// lent (0 at the head).
+    fn read_page(
+        &mut self,
+        from: u64,
+        max: usize,
+        visit: &mut dyn FnMut(RecordRef<'_>) -> std::ops::ControlFlow<()>,
+    ) -> Result<usize, StoreError>;
+}
+
 /// Errors of the event log.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -302,6 +365,13 @@ pub trait EventStore: Send + Sync + 'static {
     /// Finds an event by its id.
     async fn event_by_id(&self, event_id: EventId) -> Result<Option<RecordedEvent>, StoreError>;
 
+    /// A [`SequentialReader`] over the global feed, when the backend can lend records on the
+    /// caller's thread (the embedded log can; a remote one answers `None`, and callers use
+    /// [`EventStore::read_all`]).
+    fn sequential_reader(&self) -> Option<Box<dyn SequentialReader>> {
+        None
+    }
+
     /// The next global position (= number of events = Merkle tree size).
     fn head(&self) -> u64;
 
@@ -361,6 +431,9 @@ impl<S: EventStore + ?Sized> EventStore for std::sync::Arc<S> {
     }
     async fn event_by_id(&self, event_id: EventId) -> Result<Option<RecordedEvent>, StoreError> {
         (**self).event_by_id(event_id).await
+    }
+    fn sequential_reader(&self) -> Option<Box<dyn SequentialReader>> {
+        (**self).sequential_reader()
     }
     fn head(&self) -> u64 {
         (**self).head()

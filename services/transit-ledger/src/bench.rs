@@ -599,6 +599,15 @@ pub async fn run_broker(opts: BrokerBenchOptions) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// CPU time this process has used so far (all threads, user + system).
+pub fn process_cpu_time() -> Duration {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
+    Duration::new(
+        u64::try_from(t.tv_sec).unwrap_or(0),
+        u32::try_from(t.tv_nsec).unwrap_or(0),
+    )
+}
+
 /// The process's peak resident set size (`VmHWM`), in KiB, where the OS reports it.
 pub fn peak_rss_kib() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;

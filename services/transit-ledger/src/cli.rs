@@ -691,12 +691,14 @@ async fn replay_command(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         .map_err(|e| anyhow::anyhow!("{e}"))?,
     );
     let started = std::time::Instant::now();
+    let cpu_before = crate::bench::process_cpu_time();
     let mut views = crate::projection::rebuild(&store, ledger_store::READ_EVENTS_MAX, |done| {
         bar.set_position(done)
     })
     .await?;
     bar.finish_and_clear();
     let elapsed = started.elapsed();
+    let cpu = crate::bench::process_cpu_time().saturating_sub(cpu_before);
     if let Some(now) = now {
         views.tick(now);
     }
@@ -706,6 +708,12 @@ async fn replay_command(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         "rebuilt in:   {:.2} s ({:.0} events/s)",
         elapsed.as_secs_f64(),
         head as f64 / elapsed.as_secs_f64().max(1e-9)
+    );
+    println!(
+        "rebuild CPU:  {:.2} s ({:.2} us/event, {:.0} events per CPU-second)",
+        cpu.as_secs_f64(),
+        cpu.as_secs_f64() * 1e6 / (head.max(1) as f64),
+        head as f64 / cpu.as_secs_f64().max(1e-9)
     );
     println!("movements:    {}", views.movements.len());
     if let Some(kib) = crate::bench::peak_rss_kib() {

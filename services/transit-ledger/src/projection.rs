@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use fraud_signals::{FraudConfig, Signal, SignalChange, SignalEngine};
 use futures::StreamExt;
-use ledger_store::{Clock, EventStore, RecordedEvent};
+use ledger_store::{Clock, EventStore, RecordRef, RecordedEvent, SequentialReader};
 use parking_lot::RwLock;
 use tokio::sync::{broadcast, watch};
 use transit_contract::events::{GuaranteeEvent, MovementEvent};
@@ -155,15 +155,15 @@ enum Decoded {
     },
 }
 
-fn decode(e: &RecordedEvent) -> Result<Decoded, DecodeError> {
+fn decode(e: RecordRef<'_>) -> Result<Decoded, DecodeError> {
     let body = |reason: String| DecodeError::Body {
         position: e.position,
         reason,
     };
-    let stream = e.stream.as_str();
+    let stream = e.stream;
     if let Some(mrn) = stream.strip_prefix("movement-") {
         let mrn: Mrn = mrn.parse().map_err(|err| body(format!("{err}")))?;
-        let (meta, event) = MovementEvent::decode(&e.event_type, e.schema_version, &e.data)
+        let (meta, event) = MovementEvent::decode(e.event_type, e.schema_version, e.data)
             .map_err(|err| body(err.to_string()))?;
         Ok(Decoded::Movement {
             mrn,
@@ -172,7 +172,7 @@ fn decode(e: &RecordedEvent) -> Result<Decoded, DecodeError> {
         })
     } else if let Some(grn) = stream.strip_prefix("guarantee-") {
         let grn: GuaranteeReference = grn.parse().map_err(|err| body(format!("{err}")))?;
-        let (meta, event) = GuaranteeEvent::decode(&e.event_type, e.schema_version, &e.data)
+        let (meta, event) = GuaranteeEvent::decode(e.event_type, e.schema_version, e.data)
             .map_err(|err| body(err.to_string()))?;
         Ok(Decoded::Guarantee { grn, meta, event })
     } else {
@@ -183,73 +183,81 @@ fn decode(e: &RecordedEvent) -> Result<Decoded, DecodeError> {
     }
 }
 
-impl Views {
-    /// Applies one record to every view; records at or below a view's last position are
-    /// ignored by the views themselves, so a redelivered record changes nothing.
-    fn apply(&mut self, record: &RecordedEvent) -> Result<Applied, DecodeError> {
-        let decoded = decode(record)?;
-        let position = record.position;
-        Ok(match &decoded {
-            Decoded::Movement { mrn, meta, event } => self.apply_event(&LedgerEvent::Movement {
+impl Decoded {
+    /// The event at `position`, borrowed.
+    fn as_event(&self, position: u64) -> LedgerEvent<'_> {
+        match self {
+            Decoded::Movement { mrn, meta, event } => LedgerEvent::Movement {
                 position,
                 mrn,
                 meta,
                 event,
-            }),
-            Decoded::Guarantee { grn, meta, event } => self.apply_event(&LedgerEvent::Guarantee {
+            },
+            Decoded::Guarantee { grn, meta, event } => LedgerEvent::Guarantee {
                 position,
                 grn,
                 meta,
                 event,
-            }),
-        })
+            },
+        }
+    }
+}
+
+/// Applies one event to the signal engine: deadlines that fell before the event was recorded
+/// are judged first, as they were (or would have been) live, then the event.
+fn apply_to_signals(signals: &mut SignalEngine, ev: &LedgerEvent<'_>) -> Vec<SignalChange> {
+    let meta = match ev {
+        LedgerEvent::Movement { meta, .. } | LedgerEvent::Guarantee { meta, .. } => *meta,
+    };
+    let mut changes = signals.tick(meta.recorded_at);
+    if let LedgerEvent::Movement {
+        position,
+        mrn,
+        meta,
+        event,
+    } = *ev
+    {
+        changes.extend(signals.apply(position, mrn, meta, event));
+    }
+    changes
+}
+
+/// Applies one event to the read models other than the signal engine. They and the engine
+/// share no state, so a rebuild applies them on two threads (see [`rebuild`]).
+fn apply_to_read_models(
+    movements: &mut MovementsView,
+    exposure: &mut ExposureView,
+    corridors: &mut CorridorsView,
+    ev: &LedgerEvent<'_>,
+) -> Vec<Change> {
+    let changes = movements.apply(ev);
+    exposure.apply(ev);
+    corridors.apply(ev);
+    changes
+}
+
+impl Views {
+    /// Applies one record to every view; records at or below a view's last position are
+    /// ignored by the views themselves, so a redelivered record changes nothing.
+    fn apply(&mut self, record: &RecordedEvent) -> Result<Applied, DecodeError> {
+        let decoded = decode(record.as_record_ref())?;
+        Ok(self.apply_event(&decoded.as_event(record.position)))
     }
 
     fn apply_event(&mut self, ev: &LedgerEvent<'_>) -> Applied {
-        let mut applied = Applied::default();
-        // Deadlines that fell before this event was recorded are judged first, as they were
-        // (or would have been) live.
-        let meta = match ev {
-            LedgerEvent::Movement { meta, .. } | LedgerEvent::Guarantee { meta, .. } => *meta,
-        };
-        applied.signals.extend(self.signals.tick(meta.recorded_at));
-        if let LedgerEvent::Movement {
-            position,
-            mrn,
-            meta,
-            event,
-        } = *ev
-        {
-            applied
-                .signals
-                .extend(self.signals.apply(position, mrn, meta, event));
-        }
-        applied.movements = self.movements.apply(ev);
-        self.exposure.apply(ev);
-        self.corridors.apply(ev);
-        applied
+        let signals = apply_to_signals(&mut self.signals, ev);
+        let movements = apply_to_read_models(
+            &mut self.movements,
+            &mut self.exposure,
+            &mut self.corridors,
+            ev,
+        );
+        Applied { movements, signals }
     }
 
     /// Applies one record, for a rebuild: what changed is not needed.
     pub fn apply_record(&mut self, record: &RecordedEvent) -> Result<(), DecodeError> {
         self.apply(record).map(|_| ())
-    }
-
-    fn apply_decoded_owned(&mut self, position: u64, decoded: &Decoded) {
-        match decoded {
-            Decoded::Movement { mrn, meta, event } => self.apply_event(&LedgerEvent::Movement {
-                position,
-                mrn,
-                meta,
-                event,
-            }),
-            Decoded::Guarantee { grn, meta, event } => self.apply_event(&LedgerEvent::Guarantee {
-                position,
-                grn,
-                meta,
-                event,
-            }),
-        };
     }
 
     /// Applies one already decoded event (benchmarks load views this way, without a log).
@@ -294,7 +302,7 @@ pub async fn movement_as_of(
             if record.position > as_of {
                 break 'pages;
             }
-            match decode(record) {
+            match decode(record.as_record_ref()) {
                 Ok(Decoded::Movement { mrn, meta, event }) => {
                     view.apply(&LedgerEvent::Movement {
                         position: record.position,
@@ -639,100 +647,263 @@ impl Projections {
     }
 }
 
-/// Pages of decoded events in flight between the decoding thread and the applying one.
+/// Pages of decoded events in flight between the decoding thread and each applying one.
 const REBUILD_PIPELINE_PAGES: usize = 4;
 
+/// A page of decoded events with their positions.
+type DecodedPage = Vec<(u64, Decoded)>;
+
+/// Where the producer of a rebuild sends decoded pages: one page, shared, to each of the two
+/// applying lanes (the signal engine; the other read models).
+struct Lanes {
+    signals: std::sync::mpsc::SyncSender<Arc<DecodedPage>>,
+    read_models: std::sync::mpsc::SyncSender<Result<Arc<DecodedPage>, RebuildError>>,
+}
+
+impl Lanes {
+    /// Hands a page (or the error that ends the rebuild) to the lanes. `false` when the
+    /// producer must stop: after an error, or when a lane has gone (it failed).
+    fn send(&self, page: Result<DecodedPage, RebuildError>) -> bool {
+        match page {
+            Ok(page) => {
+                let page = Arc::new(page);
+                self.signals.send(page.clone()).is_ok() && self.read_models.send(Ok(page)).is_ok()
+            }
+            Err(e) => {
+                let _ = self.read_models.send(Err(e));
+                false
+            }
+        }
+    }
+}
+
+/// What a lane does with a page it has applied: the last lane done with it reports the
+/// progress and hands the page back to the producer, to be emptied and refilled there.
+#[derive(Clone)]
+struct PageDone {
+    spare_pages: std::sync::mpsc::SyncSender<DecodedPage>,
+    progress: tokio::sync::mpsc::Sender<u64>,
+}
+
+impl PageDone {
+    fn done(&self, page: Arc<DecodedPage>) {
+        if let Some(page) = Arc::into_inner(page) {
+            let applied = page.last().map(|(p, _)| *p + 1);
+            // Never waits: when the producer is gone or behind, the page is freed here.
+            let _ = self.spare_pages.try_send(page);
+            if let Some(applied) = applied {
+                let _ = self.progress.blocking_send(applied);
+            }
+        }
+    }
+}
+
 /// Rebuilds every view from position 0 of `store`, reading pages of `page` events;
-/// `progress` is called after each page with the number of events applied. Decoding (JSON)
-/// runs on its own thread while the views apply the previous page, so a rebuild uses two
-/// cores. Memory holds the views and a few pages.
+/// `progress` is called after each page with the number of events applied.
+///
+/// Three threads: one reads and decodes (JSON), and two apply each decoded page, one to the
+/// signal engine and one to the other read models (they share no state, so the result is the
+/// one a single thread applying every event to every view in order would reach). When the
+/// store lends records ([`EventStore::sequential_reader`]), they are checked and decoded
+/// straight from its read buffer; otherwise pages of [`EventStore::read_all`] are decoded.
+/// Memory holds the views and a few pages.
 pub async fn rebuild(
     store: &dyn EventStore,
     page: usize,
     mut progress: impl FnMut(u64),
 ) -> Result<Views, RebuildError> {
-    type Page = Result<Vec<(u64, Decoded)>, DecodeError>;
-    let (raw_tx, raw_rx) =
-        std::sync::mpsc::sync_channel::<Vec<RecordedEvent>>(REBUILD_PIPELINE_PAGES);
-    let (decoded_tx, decoded_rx) = std::sync::mpsc::sync_channel::<Page>(REBUILD_PIPELINE_PAGES);
-    // Applied pages go back to the decoding thread to be freed there: a decoded event is a few
-    // dozen small allocations, and freeing them on the thread that made them is several times
-    // cheaper than on the applying thread (the bottleneck) with the allocator's cross-thread
-    // free path.
-    let (applied_pages_tx, applied_pages_rx) =
-        std::sync::mpsc::sync_channel::<Vec<(u64, Decoded)>>(REBUILD_PIPELINE_PAGES);
-    let decoder = std::thread::Builder::new()
-        .name("rebuild-decode".to_owned())
-        .spawn(move || {
-            for records in raw_rx {
-                while let Ok(applied) = applied_pages_rx.try_recv() {
-                    drop(applied);
-                }
-                let page: Page = records
-                    .iter()
-                    .map(|r| decode(r).map(|d| (r.position, d)))
-                    .collect();
-                if decoded_tx.send(page).is_err() {
-                    return;
-                }
-            }
-            drop(decoded_tx);
-            for applied in applied_pages_rx {
-                drop(applied);
-            }
-        })
-        .map_err(ledger_store::StoreError::Io)?;
+    let (signals_tx, signals_rx) = std::sync::mpsc::sync_channel(REBUILD_PIPELINE_PAGES);
+    let (read_models_tx, read_models_rx) = std::sync::mpsc::sync_channel::<
+        Result<Arc<DecodedPage>, RebuildError>,
+    >(REBUILD_PIPELINE_PAGES);
+    let lanes = Lanes {
+        signals: signals_tx,
+        read_models: read_models_tx,
+    };
+    // Applied pages go back to the decoding thread, to be emptied and refilled there: a
+    // decoded event is a few dozen small allocations, and freeing them on the thread that made
+    // them is several times cheaper than on an applying thread with the allocator's
+    // cross-thread free path; reusing the page itself spares the allocator a round trip to
+    // the OS (page faults, zeroing) for each page.
+    let (spare_tx, spare_rx) =
+        std::sync::mpsc::sync_channel::<DecodedPage>(2 * REBUILD_PIPELINE_PAGES);
     let (applied_tx, mut applied_rx) = tokio::sync::mpsc::channel::<u64>(REBUILD_PIPELINE_PAGES);
-    let applier = tokio::task::spawn_blocking(move || -> Result<Views, RebuildError> {
-        let mut views = Views::default();
-        for page in decoded_rx {
-            let page = page?;
-            let Some(last) = page.last().map(|(p, _)| *p) else {
-                continue;
-            };
-            for (position, decoded) in &page {
-                views.apply_decoded_owned(*position, decoded);
+    let done = PageDone {
+        spare_pages: spare_tx,
+        progress: applied_tx,
+    };
+    let signals_done = done.clone();
+    let signals_lane = tokio::task::spawn_blocking(move || {
+        let mut signals = SignalEngine::new(FraudConfig::default());
+        for page in signals_rx {
+            for (position, decoded) in page.iter() {
+                apply_to_signals(&mut signals, &decoded.as_event(*position));
             }
-            // Never waits: when the decoder is gone or behind on freeing, the page is freed
-            // here (the error owns it).
-            let _ = applied_pages_tx.try_send(page);
-            let _ = applied_tx.blocking_send(last + 1);
+            signals_done.done(page);
         }
-        Ok(views)
+        signals
     });
-    let mut from = 0;
-    let mut read_error = None;
-    loop {
-        while let Ok(done) = applied_rx.try_recv() {
-            progress(done);
-        }
-        let records = match store.read_all(from, page).await {
-            Ok(r) => r,
-            Err(e) => {
-                read_error = Some(e);
-                break;
+    let read_models_lane = tokio::task::spawn_blocking(move || {
+        let mut movements = MovementsView::new();
+        let mut exposure = ExposureView::new();
+        let mut corridors = CorridorsView::new();
+        for page in read_models_rx {
+            let page = page?;
+            for (position, decoded) in page.iter() {
+                let ev = decoded.as_event(*position);
+                apply_to_read_models(&mut movements, &mut exposure, &mut corridors, &ev);
             }
-        };
-        let Some(last) = records.last() else { break };
-        from = last.position + 1;
-        // The decoder only stops early when the applier failed; its error is reported below.
-        if raw_tx.send(records).is_err() {
-            break;
+            done.done(page);
         }
-    }
-    drop(raw_tx);
+        Ok::<_, RebuildError>((movements, exposure, corridors))
+    });
+    let applied = async {
+        let (signals, read_models) = tokio::join!(signals_lane, read_models_lane);
+        let joined = |e: tokio::task::JoinError| {
+            RebuildError::Store(ledger_store::StoreError::Io(std::io::Error::other(e)))
+        };
+        let (movements, exposure, corridors) = read_models.map_err(joined)??;
+        Ok::<_, RebuildError>(Views {
+            movements,
+            exposure,
+            corridors,
+            signals: signals.map_err(joined)?,
+        })
+    };
     let drain = async {
         while let Some(done) = applied_rx.recv().await {
             progress(done);
         }
     };
-    let (views, ()) = tokio::join!(applier, drain);
-    let _ = decoder.join();
-    let views = views.map_err(|e| ledger_store::StoreError::Io(std::io::Error::other(e)))??;
-    match read_error {
-        Some(e) => Err(e.into()),
-        None => Ok(views),
+    match store.sequential_reader() {
+        Some(reader) => {
+            let producer = std::thread::Builder::new()
+                .name("rebuild-read".to_owned())
+                .spawn(move || read_and_decode(reader, page, &lanes, &spare_rx))
+                .map_err(ledger_store::StoreError::Io)?;
+            let (views, ()) = tokio::join!(applied, drain);
+            let _ = producer.join();
+            views
+        }
+        None => {
+            let (views, (), ()) = tokio::join!(
+                applied,
+                drain,
+                read_all_and_decode(store, page, lanes, spare_rx)
+            );
+            views
+        }
     }
+}
+
+/// Decodes `records` into `out` (emptied first).
+fn decode_page<'a>(
+    records: impl IntoIterator<Item = RecordRef<'a>>,
+    out: &mut DecodedPage,
+) -> Result<(), DecodeError> {
+    out.clear();
+    for record in records {
+        out.push((record.position, decode(record)?));
+    }
+    Ok(())
+}
+
+/// The rebuild's producer over a [`SequentialReader`]: reads, checks and decodes each page on
+/// this thread, straight from the reader's buffer, and hands it to the applier. Stops at the
+/// head, on an error (sent to the applier), or when the applier is gone.
+fn read_and_decode(
+    mut reader: Box<dyn SequentialReader>,
+    page: usize,
+    lanes: &Lanes,
+    spare_pages: &std::sync::mpsc::Receiver<DecodedPage>,
+) {
+    let mut from = 0;
+    loop {
+        let mut decoded = spare_pages.try_recv().unwrap_or_default();
+        decoded.clear();
+        let mut failed = None;
+        let read = reader.read_page(from, page, &mut |record| match decode(record) {
+            Ok(d) => {
+                decoded.push((record.position, d));
+                std::ops::ControlFlow::Continue(())
+            }
+            Err(e) => {
+                failed = Some(e);
+                std::ops::ControlFlow::Break(())
+            }
+        });
+        let sent = match (read, failed) {
+            (Err(e), _) => Err(e.into()),
+            (Ok(_), Some(e)) => Err(e.into()),
+            (Ok(0), None) => return,
+            (Ok(n), None) => {
+                from += n as u64;
+                Ok(decoded)
+            }
+        };
+        if !lanes.send(sent) {
+            return;
+        }
+    }
+}
+
+/// The rebuild's producer over [`EventStore::read_all`]: reads pages on the runtime and
+/// decodes them on a thread of their own.
+async fn read_all_and_decode(
+    store: &dyn EventStore,
+    page: usize,
+    lanes: Lanes,
+    spare_pages: std::sync::mpsc::Receiver<DecodedPage>,
+) {
+    let (raw_tx, raw_rx) = std::sync::mpsc::sync_channel::<
+        Result<Vec<RecordedEvent>, ledger_store::StoreError>,
+    >(REBUILD_PIPELINE_PAGES);
+    let errors = lanes.read_models.clone();
+    let decoder = std::thread::Builder::new()
+        .name("rebuild-decode".to_owned())
+        .spawn(move || {
+            for records in raw_rx {
+                let page = records.map_err(RebuildError::from).and_then(|records| {
+                    let mut decoded = spare_pages.try_recv().unwrap_or_default();
+                    decode_page(
+                        records.iter().map(RecordedEvent::as_record_ref),
+                        &mut decoded,
+                    )?;
+                    Ok(decoded)
+                });
+                if !lanes.send(page) {
+                    return;
+                }
+            }
+        });
+    let decoder = match decoder {
+        Ok(d) => d,
+        Err(e) => {
+            let _ = errors.send(Err(ledger_store::StoreError::Io(e).into()));
+            return;
+        }
+    };
+    let mut from = 0;
+    loop {
+        let read = store.read_all(from, page).await;
+        let stop = match &read {
+            Ok(records) => match records.last() {
+                Some(last) => {
+                    from = last.position + 1;
+                    false
+                }
+                None => break,
+            },
+            Err(_) => true,
+        };
+        // The decoder only stops early after an error, which the read-models lane reports.
+        if raw_tx.send(read).is_err() || stop {
+            break;
+        }
+    }
+    drop(raw_tx);
+    drop(errors);
+    let _ = tokio::task::spawn_blocking(move || decoder.join()).await;
 }
 
 /// Why a rebuild stopped.
