@@ -188,6 +188,7 @@ pub async fn run_rebuild(opts: RebuildBenchOptions) -> anyhow::Result<()> {
     };
     let exe = std::env::current_exe()?;
     let mut rates = Vec::new();
+    let mut cpus = Vec::new();
     let mut rss = Vec::new();
     let mut hashes = Vec::new();
     for run in 1..=opts.repeats.max(1) {
@@ -219,8 +220,18 @@ pub async fn run_rebuild(opts: RebuildBenchOptions) -> anyhow::Result<()> {
         let peak: f64 = field("peak RSS:")
             .and_then(|v| v.split_whitespace().next().and_then(|n| n.parse().ok()))
             .unwrap_or(f64::NAN);
-        println!("  run {run}: {rate:>10.0} events/s, peak RSS {peak:.0} MiB");
+        let cpu_us: f64 = field("rebuild CPU:")
+            .and_then(|v| {
+                v.split('(')
+                    .nth(1)
+                    .and_then(|r| r.split_whitespace().next().and_then(|n| n.parse().ok()))
+            })
+            .unwrap_or(f64::NAN);
+        println!(
+            "  run {run}: {rate:>10.0} events/s, {cpu_us:.2} CPU-us/event, peak RSS {peak:.0} MiB"
+        );
         rates.push(rate);
+        cpus.push(cpu_us);
         rss.push(peak);
         hashes.push(
             text.lines()
@@ -237,9 +248,10 @@ pub async fn run_rebuild(opts: RebuildBenchOptions) -> anyhow::Result<()> {
         "two rebuilds of one log gave different view hashes"
     );
     println!(
-        "projection rebuild: median {:.0} events/s over {} runs (target >= 200,000), peak RSS median {:.0} MiB",
+        "projection rebuild: median {:.0} events/s over {} runs (target >= 200,000), {:.2} CPU-us/event, peak RSS median {:.0} MiB",
         median(rates),
         opts.repeats.max(1),
+        median(cpus),
         median(rss)
     );
     Ok(())
