@@ -173,12 +173,18 @@ pub struct SignalEngine {
     #[serde(serialize_with = "serialize_sorted")]
     movements: HashMap<Mrn, Box<Tracked>>,
     signals: BTreeMap<Mrn, BTreeMap<SignalId, Signal>>,
-    /// Open movements per normalised plate.
-    by_plate: BTreeMap<String, MrnSet>,
+    /// Open movements per normalised plate. The cross-movement indexes are hash maps for the
+    /// same reason as `movements` (each evaluation looks up the plate and every seal, and a
+    /// B-tree of strings compares keys at every level); serialised in key order, and only
+    /// ever looked up by key.
+    #[serde(serialize_with = "serialize_sorted")]
+    by_plate: HashMap<String, MrnSet>,
     /// Open movements per seal.
-    by_seal: BTreeMap<String, MrnSet>,
+    #[serde(serialize_with = "serialize_sorted")]
+    by_seal: HashMap<String, MrnSet>,
     /// Incidents per party (`holder:<id>` / `carrier:<id>`), by (occurred_at, position).
-    incidents_by_party: BTreeMap<String, BTreeMap<(Timestamp, u64), Mrn>>,
+    #[serde(serialize_with = "serialize_sorted")]
+    incidents_by_party: HashMap<String, BTreeMap<(Timestamp, u64), Mrn>>,
     /// Released movements without arrival, by deadline (time limit + grace) in ms.
     deadlines: BTreeMap<i64, MrnSet>,
     /// Movements with at least one open signal (derived from `signals`, kept in step by
@@ -194,9 +200,9 @@ struct StoredEngine {
     config: FraudConfig,
     movements: HashMap<Mrn, Box<Tracked>>,
     signals: BTreeMap<Mrn, BTreeMap<SignalId, Signal>>,
-    by_plate: BTreeMap<String, MrnSet>,
-    by_seal: BTreeMap<String, MrnSet>,
-    incidents_by_party: BTreeMap<String, BTreeMap<(Timestamp, u64), Mrn>>,
+    by_plate: HashMap<String, MrnSet>,
+    by_seal: HashMap<String, MrnSet>,
+    incidents_by_party: HashMap<String, BTreeMap<(Timestamp, u64), Mrn>>,
     deadlines: BTreeMap<i64, MrnSet>,
     open_movements: BTreeSet<Mrn>,
     last_position: Option<u64>,
@@ -747,9 +753,9 @@ impl SignalEngine {
 struct Rules<'a> {
     config: &'a FraudConfig,
     movements: &'a HashMap<Mrn, Box<Tracked>>,
-    by_plate: &'a BTreeMap<String, MrnSet>,
-    by_seal: &'a BTreeMap<String, MrnSet>,
-    incidents_by_party: &'a BTreeMap<String, BTreeMap<(Timestamp, u64), Mrn>>,
+    by_plate: &'a HashMap<String, MrnSet>,
+    by_seal: &'a HashMap<String, MrnSet>,
+    incidents_by_party: &'a HashMap<String, BTreeMap<(Timestamp, u64), Mrn>>,
     now: Option<Timestamp>,
 }
 
@@ -885,7 +891,7 @@ impl<'a> Rules<'a> {
     }
 }
 
-fn remove_member(index: &mut BTreeMap<String, MrnSet>, key: &str, mrn: &Mrn) {
+fn remove_member(index: &mut HashMap<String, MrnSet>, key: &str, mrn: &Mrn) {
     if let Some(set) = index.get_mut(key) {
         set.remove(mrn);
         if set.is_empty() {
