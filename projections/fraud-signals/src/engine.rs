@@ -101,6 +101,12 @@ struct Tracked {
     /// no signal costs no lookup there. Derived: rebuilt when a snapshot is restored.
     #[serde(skip)]
     signalled: bool,
+    /// The ids of the movement's open signals, in id order. Derived from
+    /// `SignalEngine::signals` (rebuilt when a snapshot is restored), so that an evaluation
+    /// that finds exactly the open signals again, the usual case, is seen to change nothing
+    /// without looking them up.
+    #[serde(skip)]
+    open: Vec<SignalId>,
 }
 
 /// A set of MRNs as a sorted vector: nearly every key of the cross-movement indexes (a plate,
@@ -177,6 +183,11 @@ impl<'a> Key<'a> {
     /// The id of this finding on `mrn`.
     fn signal_id(&self, mrn: &Mrn) -> SignalId {
         SignalId::new(self.rule, mrn, &self.discriminator)
+    }
+
+    /// Whether `id` is the id of this finding on `mrn`, without building it.
+    fn is_id_of(&self, id: &SignalId, mrn: &Mrn) -> bool {
+        Key::of(id, self.rule, mrn).is_some_and(|k| k.discriminator == self.discriminator)
     }
 
     /// The key of `id`, a signal of `rule` on `mrn`; `None` when `id` is not of the form
@@ -303,9 +314,10 @@ struct StoredEngine {
 impl From<StoredEngine> for SignalEngine {
     fn from(stored: StoredEngine) -> Self {
         let mut movements = stored.movements;
-        for mrn in stored.signals.keys() {
+        for (mrn, signals) in &stored.signals {
             if let Some(t) = movements.get_mut(mrn) {
                 t.signalled = true;
+                t.open = open_ids(signals);
             }
         }
         SignalEngine {
@@ -714,16 +726,30 @@ impl SignalEngine {
             "invariant: keys sort as their ids"
         );
         let first_signals = !t.signalled;
+        debug_assert_eq!(
+            t.open,
+            self.signals.get(mrn).map(open_ids).unwrap_or_default(),
+            "invariant: `open` follows `signals`"
+        );
+        if t.open.len() == candidates.len()
+            && candidates
+                .iter()
+                .zip(&t.open)
+                .all(|((k, _), id)| k.is_id_of(id, mrn))
+        {
+            // Found exactly what is open (or nothing, with nothing open): nothing to clear,
+            // nothing to raise.
+            return Vec::new();
+        }
         if first_signals {
-            if candidates.is_empty() {
-                // Nothing found and nothing stored: nothing to reconcile.
-                debug_assert!(
-                    !self.signals.contains_key(mrn) && !self.open_movements.contains(mrn),
-                    "invariant: `signalled` follows `signals`"
-                );
-                return Vec::new();
-            }
-            // Every candidate is raised below, so the entry is never left empty.
+            // Nothing is stored, so nothing is open and (see above) something was found:
+            // every candidate is raised below, and the entry is never left empty.
+            debug_assert!(
+                !candidates.is_empty()
+                    && !self.signals.contains_key(mrn)
+                    && !self.open_movements.contains(mrn),
+                "invariant: `signalled` follows `signals`"
+            );
             self.signals.insert(mrn.clone(), BTreeMap::new());
         }
         let Some(stored) = self.signals.get_mut(mrn) else {
@@ -784,10 +810,10 @@ impl SignalEngine {
             !stored.is_empty(),
             "invariant: a stored entry keeps its signals"
         );
-        if first_signals {
-            if let Some(t) = self.movements.get_mut(mrn) {
-                t.signalled = true;
-            }
+        let open_now = open_ids(stored);
+        if let Some(t) = self.movements.get_mut(mrn) {
+            t.signalled = true;
+            t.open = open_now;
         }
         changes
     }
@@ -1021,6 +1047,15 @@ fn filing(config: &FraudConfig, t: &Tracked) -> Filed {
             .collect(),
         deadline_ms,
     }
+}
+
+/// The ids of the open signals among `signals`, in id order.
+fn open_ids(signals: &BTreeMap<SignalId, Signal>) -> Vec<SignalId> {
+    signals
+        .iter()
+        .filter(|(_, s)| s.is_open())
+        .map(|(id, _)| id.clone())
+        .collect()
 }
 
 fn remove_member(index: &mut HashMap<String, MrnSet>, key: &str, mrn: &Mrn) {
