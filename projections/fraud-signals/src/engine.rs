@@ -1,6 +1,8 @@
 //! The signal engine: folds movement events into per-movement facts, evaluates every rule
 //! against them and reports what was raised or cleared.
 
+use std::borrow::Cow;
+use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::{Deserialize, Serialize};
@@ -99,6 +101,12 @@ struct Tracked {
     /// no signal costs no lookup there. Derived: rebuilt when a snapshot is restored.
     #[serde(skip)]
     signalled: bool,
+    /// The ids of the movement's open signals, in id order. Derived from
+    /// `SignalEngine::signals` (rebuilt when a snapshot is restored), so that an evaluation
+    /// that finds exactly the open signals again, the usual case, is seen to change nothing
+    /// without looking them up.
+    #[serde(skip)]
+    open: Vec<SignalId>,
 }
 
 /// A set of MRNs as a sorted vector: nearly every key of the cross-movement indexes (a plate,
@@ -154,7 +162,101 @@ struct Candidate<'a> {
     evidence: Vec<u64>,
 }
 
-type Candidates<'a> = BTreeMap<SignalId, Candidate<'a>>;
+/// A finding's [`SignalId`] without the MRN it shares with every other finding of the same
+/// evaluation: the rule and the discriminator. Formatting the id of every finding at every
+/// evaluation (most findings are the same open signals found again) cost an allocation and a
+/// string comparison per lookup; the id is now built only when a signal is raised.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Key<'a> {
+    rule: RuleId,
+    discriminator: Cow<'a, str>,
+}
+
+impl<'a> Key<'a> {
+    fn new(rule: RuleId, discriminator: impl Into<Cow<'a, str>>) -> Key<'a> {
+        Key {
+            rule,
+            discriminator: discriminator.into(),
+        }
+    }
+
+    /// The id of this finding on `mrn`.
+    fn signal_id(&self, mrn: &Mrn) -> SignalId {
+        SignalId::new(self.rule, mrn, &self.discriminator)
+    }
+
+    /// Whether `id` is the id of this finding on `mrn`, without building it.
+    fn is_id_of(&self, id: &SignalId, mrn: &Mrn) -> bool {
+        Key::of(id, self.rule, mrn).is_some_and(|k| k.discriminator == self.discriminator)
+    }
+
+    /// The key of `id`, a signal of `rule` on `mrn`; `None` when `id` is not of the form
+    /// [`SignalId::new`] gives (it then names no finding).
+    fn of(id: &'a SignalId, rule: RuleId, mrn: &Mrn) -> Option<Key<'a>> {
+        let rest = id
+            .as_str()
+            .strip_prefix(rule.code())?
+            .strip_prefix(':')?
+            .strip_prefix(mrn.as_str())?;
+        let discriminator = if rest.is_empty() {
+            ""
+        } else {
+            rest.strip_prefix(':').filter(|d| !d.is_empty())?
+        };
+        Some(Key::new(rule, discriminator))
+    }
+}
+
+/// Keys are ordered as the ids they stand for, among the ids of one movement: by rule code,
+/// then by discriminator (`CODE:MRN` sorts before `CODE:MRN:...`, and a code that is a
+/// prefix of another sorts first both as a code and, followed by `:`, as an id).
+impl Ord for Key<'_> {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.rule
+            .code()
+            .cmp(other.rule.code())
+            .then_with(|| self.discriminator.cmp(&other.discriminator))
+    }
+}
+
+impl PartialOrd for Key<'_> {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// The findings of one evaluation, as the map from id to finding they used to be: a finding
+/// made again under the same key replaces the earlier one. A vector: an evaluation makes a
+/// handful of findings at most, usually none.
+struct Candidates<'a>(Vec<(Key<'a>, Candidate<'a>)>);
+
+impl<'a> Candidates<'a> {
+    fn new() -> Candidates<'a> {
+        Candidates(Vec::new())
+    }
+
+    fn insert(&mut self, key: Key<'a>, candidate: Candidate<'a>) {
+        debug_assert_eq!(key.rule, candidate.rule, "invariant: a key names its rule");
+        match self.0.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, c)) => *c = candidate,
+            None => self.0.push((key, candidate)),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn values(&self) -> impl Iterator<Item = &Candidate<'a>> {
+        self.0.iter().map(|(_, c)| c)
+    }
+
+    /// The findings in id order.
+    fn into_sorted(mut self) -> Vec<(Key<'a>, Candidate<'a>)> {
+        self.0.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        self.0
+    }
+}
 
 /// The fraud-signal engine: pure and deterministic; time comes only from events and from
 /// [`SignalEngine::tick`].
@@ -173,12 +275,18 @@ pub struct SignalEngine {
     #[serde(serialize_with = "serialize_sorted")]
     movements: HashMap<Mrn, Box<Tracked>>,
     signals: BTreeMap<Mrn, BTreeMap<SignalId, Signal>>,
-    /// Open movements per normalised plate.
-    by_plate: BTreeMap<String, MrnSet>,
+    /// Open movements per normalised plate. The cross-movement indexes are hash maps for the
+    /// same reason as `movements` (each evaluation looks up the plate and every seal, and a
+    /// B-tree of strings compares keys at every level); serialised in key order, and only
+    /// ever looked up by key.
+    #[serde(serialize_with = "serialize_sorted")]
+    by_plate: HashMap<String, MrnSet>,
     /// Open movements per seal.
-    by_seal: BTreeMap<String, MrnSet>,
+    #[serde(serialize_with = "serialize_sorted")]
+    by_seal: HashMap<String, MrnSet>,
     /// Incidents per party (`holder:<id>` / `carrier:<id>`), by (occurred_at, position).
-    incidents_by_party: BTreeMap<String, BTreeMap<(Timestamp, u64), Mrn>>,
+    #[serde(serialize_with = "serialize_sorted")]
+    incidents_by_party: HashMap<String, BTreeMap<(Timestamp, u64), Mrn>>,
     /// Released movements without arrival, by deadline (time limit + grace) in ms.
     deadlines: BTreeMap<i64, MrnSet>,
     /// Movements with at least one open signal (derived from `signals`, kept in step by
@@ -194,9 +302,9 @@ struct StoredEngine {
     config: FraudConfig,
     movements: HashMap<Mrn, Box<Tracked>>,
     signals: BTreeMap<Mrn, BTreeMap<SignalId, Signal>>,
-    by_plate: BTreeMap<String, MrnSet>,
-    by_seal: BTreeMap<String, MrnSet>,
-    incidents_by_party: BTreeMap<String, BTreeMap<(Timestamp, u64), Mrn>>,
+    by_plate: HashMap<String, MrnSet>,
+    by_seal: HashMap<String, MrnSet>,
+    incidents_by_party: HashMap<String, BTreeMap<(Timestamp, u64), Mrn>>,
     deadlines: BTreeMap<i64, MrnSet>,
     open_movements: BTreeSet<Mrn>,
     last_position: Option<u64>,
@@ -206,9 +314,10 @@ struct StoredEngine {
 impl From<StoredEngine> for SignalEngine {
     fn from(stored: StoredEngine) -> Self {
         let mut movements = stored.movements;
-        for mrn in stored.signals.keys() {
+        for (mrn, signals) in &stored.signals {
             if let Some(t) = movements.get_mut(mrn) {
                 t.signalled = true;
+                t.open = open_ids(signals);
             }
         }
         SignalEngine {
@@ -315,6 +424,10 @@ fn same_seals<'a>(
     a: impl Iterator<Item = &'a SealId> + Clone,
     b: impl Iterator<Item = &'a SealId> + Clone,
 ) -> bool {
+    // Seals are usually found as declared, in the same order: one pass then settles it.
+    if a.clone().eq(b.clone()) {
+        return true;
+    }
     a.clone().all(|x| b.clone().any(|y| y == x)) && b.clone().all(|y| a.clone().any(|x| x == y))
 }
 
@@ -356,18 +469,37 @@ impl SignalEngine {
             return Vec::new();
         }
         self.last_position = Some(position);
-        // A lookup first: cloning the MRN for `entry` on every event costs an allocation.
-        if !self.movements.contains_key(mrn) {
-            self.movements.insert(mrn.clone(), Box::default());
-        }
-        let Some(tracked) = self.movements.get_mut(mrn) else {
-            return Vec::new();
+        let fold = |tracked: &mut Tracked| {
+            let released_before = tracked.state.release().is_some();
+            tracked.state.apply_fact(event);
+            record(&mut tracked.facts, position, meta, event, released_before);
         };
-        let released_before = tracked.state.release().is_some();
-        tracked.state.apply_fact(event);
-        record(&mut tracked.facts, position, meta, event, released_before);
+        // One lookup for a known movement (cloning the MRN for `entry` on every event would
+        // cost an allocation), and whether its filing still holds is judged while it is at
+        // hand: most events leave the keys alone, and then nothing else needs looking up.
+        let current = match self.movements.get_mut(mrn) {
+            Some(tracked) => {
+                fold(tracked);
+                filing_is_current(&self.config, tracked)
+            }
+            None => {
+                let mut tracked = Box::<Tracked>::default();
+                fold(&mut tracked);
+                let current = filing_is_current(&self.config, &tracked);
+                self.movements.insert(mrn.clone(), tracked);
+                current
+            }
+        };
+        debug_assert!(
+            !current
+                || self
+                    .movements
+                    .get(mrn)
+                    .is_some_and(|t| t.filed == filing(&self.config, t)),
+            "invariant: filing_is_current agrees with filing"
+        );
         let mut related = BTreeSet::new();
-        if !self.refile(mrn, &mut related) {
+        if current || !self.refile(mrn, &mut related) {
             // Filed under the same keys as before: only this movement's findings can change.
             return self.evaluate(mrn, meta.recorded_at);
         }
@@ -494,26 +626,25 @@ impl SignalEngine {
     /// findings may change with it (those sharing a plate, seal or party, before or after).
     /// Returns false when the keys did not change: other movements see this one only through
     /// its keys, so then nothing else can change.
+    ///
+    /// Most events leave the keys alone, and [`filing_is_current`] tells so without building
+    /// the party names, plate and seal set: callers ask it first.
     fn refile(&mut self, mrn: &Mrn, related: &mut BTreeSet<Mrn>) -> bool {
-        let Some(tracked) = self.movements.get(mrn) else {
+        let Some(tracked) = self.movements.get_mut(mrn) else {
             return false;
         };
-        // Most events leave the keys alone; checking that in place avoids building the
-        // party names, plate and seal set of every movement on every event.
-        let current = self.filing_is_current(tracked);
+        let new = filing(&self.config, tracked);
         debug_assert_eq!(
-            current,
-            tracked.filed == self.filing(tracked),
+            filing_is_current(&self.config, tracked),
+            tracked.filed == new,
             "invariant: filing_is_current agrees with filing"
         );
-        if current {
-            return false;
-        }
-        let new = self.filing(tracked);
         if tracked.filed == new {
             return false;
         }
-        let old = tracked.filed.clone();
+        // The movement holds its new filing from here on; the indexes follow below.
+        let old = std::mem::replace(&mut tracked.filed, new);
+        let new = &tracked.filed;
         if let Some(p) = &old.plate {
             related.extend(self.by_plate.get(p).into_iter().flatten().cloned());
             remove_member(&mut self.by_plate, p, mrn);
@@ -569,96 +700,7 @@ impl SignalEngine {
         if let Some(d) = new.deadline_ms {
             self.deadlines.entry(d).or_default().insert(mrn.clone());
         }
-        if let Some(t) = self.movements.get_mut(mrn) {
-            t.filed = new;
-        }
         true
-    }
-
-    /// Whether `t.filed` equals [`Self::filing`] of `t`, without building it.
-    fn filing_is_current(&self, t: &Tracked) -> bool {
-        let filed = &t.filed;
-        let Some(decl) = t.state.declaration() else {
-            return *filed == Filed::default();
-        };
-        if !filed.incidents.iter().copied().eq(t
-            .facts
-            .incidents
-            .iter()
-            .map(|i| (i.occurred_at, i.position)))
-        {
-            return false;
-        }
-        let open = is_open(t);
-        let deadline_ms = open.then(|| {
-            ms(decl.time_limit).saturating_add(seconds_to_ms(self.config.overdue_grace_seconds))
-        });
-        if filed.deadline_ms != deadline_ms {
-            return false;
-        }
-        // The parties are `holder:<id>` and, with a carrier, `carrier:<id>`: two distinct
-        // names, so equal counts and every filed name among them make equal sets.
-        let holder = decl.holder.id.as_str();
-        let carrier = decl.carrier.as_ref().map(|c| c.id.as_str());
-        if filed.parties.len() != 1 + usize::from(carrier.is_some())
-            || !filed.parties.iter().all(|p| {
-                p.strip_prefix("holder:") == Some(holder)
-                    || (carrier.is_some() && p.strip_prefix("carrier:") == carrier)
-            })
-        {
-            return false;
-        }
-        match (&filed.plate, open) {
-            (None, false) => {}
-            (Some(plate), true) => {
-                if !plate
-                    .chars()
-                    .eq(normalised_plate_chars(decl.transport.identity.as_str()))
-                {
-                    return false;
-                }
-            }
-            _ => return false,
-        }
-        if !open {
-            return filed.seals.is_empty();
-        }
-        let (expected, _) = expected_seal_ids(decl, &t.facts.incidents, None);
-        expected.clone().all(|s| filed.seals.contains(s.as_str()))
-            && filed
-                .seals
-                .iter()
-                .all(|f| expected.clone().any(|s| s.as_str() == f))
-    }
-
-    fn filing(&self, t: &Tracked) -> Filed {
-        let Some(decl) = t.state.declaration() else {
-            return Filed::default();
-        };
-        let open = is_open(t);
-        let mut parties = BTreeSet::from([format!("holder:{}", decl.holder.id.as_str())]);
-        if let Some(c) = &decl.carrier {
-            parties.insert(format!("carrier:{}", c.id.as_str()));
-        }
-        let deadline_ms = open.then(|| {
-            ms(decl.time_limit).saturating_add(seconds_to_ms(self.config.overdue_grace_seconds))
-        });
-        Filed {
-            plate: open.then(|| normalise_plate(decl.transport.identity.as_str())),
-            seals: if open {
-                expected_seals(decl, &t.facts.incidents, None).0
-            } else {
-                BTreeSet::new()
-            },
-            parties,
-            incidents: t
-                .facts
-                .incidents
-                .iter()
-                .map(|i| (i.occurred_at, i.position))
-                .collect(),
-            deadline_ms,
-        }
     }
 
     /// Recomputes the findings of `mrn` and reconciles them with its stored signals: new
@@ -676,18 +718,38 @@ impl SignalEngine {
         let Some(t) = self.movements.get(mrn) else {
             return Vec::new();
         };
-        let candidates = rules.candidates(mrn, t);
+        let candidates = rules.candidates(mrn, t).into_sorted();
+        debug_assert!(
+            candidates
+                .windows(2)
+                .all(|w| w[0].0.signal_id(mrn) < w[1].0.signal_id(mrn)),
+            "invariant: keys sort as their ids"
+        );
         let first_signals = !t.signalled;
+        debug_assert_eq!(
+            t.open,
+            self.signals.get(mrn).map(open_ids).unwrap_or_default(),
+            "invariant: `open` follows `signals`"
+        );
+        if t.open.len() == candidates.len()
+            && candidates
+                .iter()
+                .zip(&t.open)
+                .all(|((k, _), id)| k.is_id_of(id, mrn))
+        {
+            // Found exactly what is open (or nothing, with nothing open): nothing to clear,
+            // nothing to raise.
+            return Vec::new();
+        }
         if first_signals {
-            if candidates.is_empty() {
-                // Nothing found and nothing stored: nothing to reconcile.
-                debug_assert!(
-                    !self.signals.contains_key(mrn) && !self.open_movements.contains(mrn),
-                    "invariant: `signalled` follows `signals`"
-                );
-                return Vec::new();
-            }
-            // Every candidate is raised below, so the entry is never left empty.
+            // Nothing is stored, so nothing is open and (see above) something was found:
+            // every candidate is raised below, and the entry is never left empty.
+            debug_assert!(
+                !candidates.is_empty()
+                    && !self.signals.contains_key(mrn)
+                    && !self.open_movements.contains(mrn),
+                "invariant: `signalled` follows `signals`"
+            );
             self.signals.insert(mrn.clone(), BTreeMap::new());
         }
         let Some(stored) = self.signals.get_mut(mrn) else {
@@ -695,16 +757,33 @@ impl SignalEngine {
         };
         let was_open = stored.values().any(Signal::is_open);
         let mut changes = Vec::new();
+        // Which candidates are open signals already, found while clearing the open signals
+        // that are no longer candidates.
+        let mut found_open = vec![false; candidates.len()];
         for (id, s) in stored.iter_mut() {
-            if s.is_open() && !candidates.contains_key(id) {
-                s.status = SignalStatus::Cleared { at };
-                changes.push(SignalChange::Cleared { id: id.clone(), at });
-            }
-        }
-        for (id, c) in candidates {
-            if stored.get(&id).is_some_and(Signal::is_open) {
+            if !s.is_open() {
                 continue;
             }
+            let found = Key::of(id, s.rule, mrn)
+                .and_then(|k| candidates.binary_search_by(|(c, _)| c.cmp(&k)).ok());
+            debug_assert_eq!(
+                found.is_some(),
+                candidates.iter().any(|(k, _)| k.signal_id(mrn) == *id),
+                "invariant: a stored id is found among the candidates as its key"
+            );
+            match found {
+                Some(i) => found_open[i] = true,
+                None => {
+                    s.status = SignalStatus::Cleared { at };
+                    changes.push(SignalChange::Cleared { id: id.clone(), at });
+                }
+            }
+        }
+        for ((key, c), open) in candidates.into_iter().zip(found_open) {
+            if open {
+                continue;
+            }
+            let id = key.signal_id(mrn);
             let signal = Signal {
                 id: id.clone(),
                 rule: c.rule,
@@ -731,10 +810,10 @@ impl SignalEngine {
             !stored.is_empty(),
             "invariant: a stored entry keeps its signals"
         );
-        if first_signals {
-            if let Some(t) = self.movements.get_mut(mrn) {
-                t.signalled = true;
-            }
+        let open_now = open_ids(stored);
+        if let Some(t) = self.movements.get_mut(mrn) {
+            t.signalled = true;
+            t.open = open_now;
         }
         changes
     }
@@ -747,9 +826,9 @@ impl SignalEngine {
 struct Rules<'a> {
     config: &'a FraudConfig,
     movements: &'a HashMap<Mrn, Box<Tracked>>,
-    by_plate: &'a BTreeMap<String, MrnSet>,
-    by_seal: &'a BTreeMap<String, MrnSet>,
-    incidents_by_party: &'a BTreeMap<String, BTreeMap<(Timestamp, u64), Mrn>>,
+    by_plate: &'a HashMap<String, MrnSet>,
+    by_seal: &'a HashMap<String, MrnSet>,
+    incidents_by_party: &'a HashMap<String, BTreeMap<(Timestamp, u64), Mrn>>,
     now: Option<Timestamp>,
 }
 
@@ -786,7 +865,7 @@ impl<'a> Rules<'a> {
                     continue;
                 }
                 out.insert(
-                    SignalId::new(RuleId::SharedVehicle, cx.mrn, &format!("{plate}:{other}")),
+                    Key::new(RuleId::SharedVehicle, format!("{plate}:{other}")),
                     Candidate {
                         rule: RuleId::SharedVehicle,
                         severity: Severity::High,
@@ -812,7 +891,7 @@ impl<'a> Rules<'a> {
                     continue;
                 }
                 out.insert(
-                    SignalId::new(RuleId::SharedSeal, cx.mrn, &format!("{seal}:{other}")),
+                    Key::new(RuleId::SharedSeal, format!("{seal}:{other}")),
                     Candidate {
                         rule: RuleId::SharedSeal,
                         severity: Severity::High,
@@ -857,7 +936,7 @@ impl<'a> Rules<'a> {
                     let evidence = window.iter().map(|(k, _)| k.1).collect();
                     let window = window.to_vec();
                     out.insert(
-                        SignalId::new(RuleId::RepeatedIncidents, cx.mrn, party),
+                        Key::new(RuleId::RepeatedIncidents, party.as_str()),
                         Candidate {
                             rule: RuleId::RepeatedIncidents,
                             severity: Severity::Medium,
@@ -885,7 +964,101 @@ impl<'a> Rules<'a> {
     }
 }
 
-fn remove_member(index: &mut BTreeMap<String, MrnSet>, key: &str, mrn: &Mrn) {
+/// Whether `t.filed` equals [`filing`] of `t`, without building it.
+fn filing_is_current(config: &FraudConfig, t: &Tracked) -> bool {
+    let filed = &t.filed;
+    let Some(decl) = t.state.declaration() else {
+        return *filed == Filed::default();
+    };
+    if !filed.incidents.iter().copied().eq(t
+        .facts
+        .incidents
+        .iter()
+        .map(|i| (i.occurred_at, i.position)))
+    {
+        return false;
+    }
+    let open = is_open(t);
+    let deadline_ms = open
+        .then(|| ms(decl.time_limit).saturating_add(seconds_to_ms(config.overdue_grace_seconds)));
+    if filed.deadline_ms != deadline_ms {
+        return false;
+    }
+    // The parties are `holder:<id>` and, with a carrier, `carrier:<id>`: two distinct
+    // names, so equal counts and every filed name among them make equal sets.
+    let holder = decl.holder.id.as_str();
+    let carrier = decl.carrier.as_ref().map(|c| c.id.as_str());
+    if filed.parties.len() != 1 + usize::from(carrier.is_some())
+        || !filed.parties.iter().all(|p| {
+            p.strip_prefix("holder:") == Some(holder)
+                || (carrier.is_some() && p.strip_prefix("carrier:") == carrier)
+        })
+    {
+        return false;
+    }
+    match (&filed.plate, open) {
+        (None, false) => {}
+        (Some(plate), true) => {
+            if !plate
+                .chars()
+                .eq(normalised_plate_chars(decl.transport.identity.as_str()))
+            {
+                return false;
+            }
+        }
+        _ => return false,
+    }
+    if !open {
+        return filed.seals.is_empty();
+    }
+    let (expected, _) = expected_seal_ids(decl, &t.facts.incidents, None);
+    expected.clone().all(|s| filed.seals.contains(s.as_str()))
+        && filed
+            .seals
+            .iter()
+            .all(|f| expected.clone().any(|s| s.as_str() == f))
+}
+
+/// The keys under which `t` belongs in the cross-movement indexes.
+fn filing(config: &FraudConfig, t: &Tracked) -> Filed {
+    let Some(decl) = t.state.declaration() else {
+        return Filed::default();
+    };
+    let open = is_open(t);
+    let mut parties = BTreeSet::from([["holder:", decl.holder.id.as_str()].concat()]);
+    if let Some(c) = &decl.carrier {
+        parties.insert(["carrier:", c.id.as_str()].concat());
+    }
+    let deadline_ms = open
+        .then(|| ms(decl.time_limit).saturating_add(seconds_to_ms(config.overdue_grace_seconds)));
+    Filed {
+        plate: open.then(|| normalise_plate(decl.transport.identity.as_str())),
+        seals: if open {
+            expected_seals(decl, &t.facts.incidents, None).0
+        } else {
+            BTreeSet::new()
+        },
+        parties,
+        incidents: t
+            .facts
+            .incidents
+            .iter()
+            .map(|i| (i.occurred_at, i.position))
+            .collect(),
+        deadline_ms,
+    }
+}
+
+/// The ids of the open signals among `signals`, in id order.
+fn open_ids(signals: &BTreeMap<SignalId, Signal>) -> Vec<SignalId> {
+    signals
+        .iter()
+        .filter(|(_, s)| s.is_open())
+        .map(|(id, _)| id.clone())
+        .collect()
+}
+
+fn remove_member(index: &mut HashMap<String, MrnSet>, key: &str, mrn: &Mrn) {
     if let Some(set) = index.get_mut(key) {
         set.remove(mrn);
         if set.is_empty() {
@@ -984,8 +1157,8 @@ struct Cx<'a> {
 }
 
 impl<'a> Cx<'a> {
-    fn id(&self, rule: RuleId, discriminator: &str) -> SignalId {
-        SignalId::new(rule, self.mrn, discriminator)
+    fn id(&self, rule: RuleId, discriminator: impl Into<Cow<'a, str>>) -> Key<'a> {
+        Key::new(rule, discriminator)
     }
 
     fn incident_positions(&self, code: IncidentCode) -> Vec<u64> {
@@ -1084,7 +1257,7 @@ impl<'a> Cx<'a> {
                 deviations.get_or_insert_with(|| self.incident_positions(IncidentCode::Deviation));
             evidence.extend(deviations.iter().copied());
             out.insert(
-                self.id(RuleId::Diversion, &disc),
+                self.id(RuleId::Diversion, disc),
                 Candidate {
                     rule: RuleId::Diversion,
                     severity,
@@ -1196,7 +1369,7 @@ impl<'a> Cx<'a> {
             evidence.extend(source);
             evidence.extend(broken.iter().copied());
             out.insert(
-                self.id(RuleId::SealMismatch, &format!("{disc}:{office}")),
+                self.id(RuleId::SealMismatch, format!("{disc}:{office}")),
                 Candidate {
                     rule: RuleId::SealMismatch,
                     severity: Severity::High,
@@ -1258,7 +1431,7 @@ impl<'a> Cx<'a> {
             .filter(|i| i.code == IncidentCode::SealsBroken && i.new_seals.is_empty())
         {
             out.insert(
-                self.id(RuleId::SealMismatch, &format!("incident:{}", i.position)),
+                self.id(RuleId::SealMismatch, format!("incident:{}", i.position)),
                 Candidate {
                     rule: RuleId::SealMismatch,
                     severity: Severity::Medium,
@@ -1360,29 +1533,32 @@ impl<'a> Cx<'a> {
             .iter()
             .map(|s| s.seconds)
             .fold(self.config.segment_minimum_seconds_default, u64::max);
-        let mut points: Vec<(&OfficeCode, Timestamp, u64)> =
+        // Each point with its time in milliseconds, worked out once (it is not free).
+        let mut points: Vec<(&OfficeCode, Timestamp, i64, u64)> =
             Vec::with_capacity(f.crossings.len() + 2);
+        let released_at = release.released_at;
         points.push((
             &self.decl.office_of_departure,
-            release.released_at,
+            released_at,
+            ms(released_at),
             release_pos,
         ));
         let crossings_from = points.len();
         points.extend(
             f.crossings
                 .iter()
-                .map(|c| (&c.office, c.crossed_at, c.position)),
+                .map(|c| (&c.office, c.crossed_at, ms(c.crossed_at), c.position)),
         );
-        points[crossings_from..].sort_by_key(|(_, at, position)| (*at, *position));
+        points[crossings_from..].sort_by_key(|(_, at, _, position)| (*at, *position));
         if let Some(a) = f.arrivals.iter().min_by_key(|a| (a.arrived_at, a.position)) {
-            points.push((&a.office, a.arrived_at, a.position));
+            points.push((&a.office, a.arrived_at, ms(a.arrived_at), a.position));
         }
         for w in points.windows(2) {
-            let ((from, t0, p0), (to, t1, p1)) = (w[0], w[1]);
+            let ((from, t0, ms0, p0), (to, t1, ms1, p1)) = (w[0], w[1]);
             if from == to {
                 continue;
             }
-            let elapsed_ms = ms(t1) - ms(t0);
+            let elapsed_ms = ms1 - ms0;
             if elapsed_ms >= seconds_to_ms(minimum_max_s) {
                 continue;
             }
@@ -1391,7 +1567,7 @@ impl<'a> Cx<'a> {
                 continue;
             }
             out.insert(
-                self.id(RuleId::TooFast, &format!("{from}->{to}")),
+                self.id(RuleId::TooFast, format!("{from}->{to}")),
                 Candidate {
                     rule: RuleId::TooFast,
                     severity: Severity::Medium,
