@@ -7,7 +7,7 @@
 //! about what a movement is; the record adds what the rules do not keep (times, seals at each
 //! checkpoint, incidents, history).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 use transit_contract::events::MovementEvent;
@@ -18,13 +18,14 @@ use transit_contract::ids::{
 use transit_contract::messages::{IncidentCode, MeansOfTransport, Place, Trader};
 use transit_rules::{MovementState, MovementStatus};
 
+use crate::fast_map::FastMap;
 use crate::{canonical_hash, Corridor, CountryPair, LedgerEvent, ParseError};
 
 mod index;
 #[cfg(test)]
 mod tests;
 
-use index::{Indexes, Intersection, Keys, Source, Window};
+use index::{Indexes, Intersection, KeySource, Keys, Source, Window};
 
 /// The largest page [`MovementsView::list`] returns; a larger `first` is refused.
 pub const MOVEMENTS_PAGE_MAX: usize = 100;
@@ -614,9 +615,9 @@ struct Filed {
     /// Whether the event may change the keys or the position ([`Keys::may_change`]); only
     /// a declaration moves a movement, and it is among those.
     may_change: bool,
-    /// Computed only when the event may change them, and always in debug builds (to check
-    /// that the others really leave them alone).
-    keys: Option<Keys>,
+    /// What the keys come from, copied only when the event may change them, and always in
+    /// debug builds (to check that the others really leave them alone).
+    keys: Option<KeySource>,
 }
 
 /// The regional transit database.
@@ -636,7 +637,7 @@ pub struct MovementsView {
     movements: BTreeMap<u64, Box<Entry>>,
     /// MRN -> listing position.
     #[serde(skip)]
-    positions: HashMap<Mrn, u64>,
+    positions: FastMap<Mrn, u64>,
     /// Secondary indexes by listing position, for filtered pages.
     indexes: Indexes,
     last_position: Option<u64>,
@@ -713,7 +714,7 @@ impl MovementsView {
                 status: entry.record.status,
                 anomalous: entry.record.has_anomalies(),
                 may_change,
-                keys: (may_change || cfg!(debug_assertions)).then(|| Keys::of(&entry.record)),
+                keys: (may_change || cfg!(debug_assertions)).then(|| KeySource::of(&entry.record)),
             })
         };
         entry.state.apply_fact(event);
@@ -914,7 +915,8 @@ fn refile(indexes: &mut Indexes, filed: Option<Filed>, r: &MovementRecord, event
         return;
     };
     let moved = old.position != position;
-    if let Some(old_keys) = &old.keys {
+    if let Some(source) = &old.keys {
+        let old_keys = &source.keys();
         let keys = Keys::of(r);
         debug_assert!(
             old.may_change || (keys == *old_keys && !moved),

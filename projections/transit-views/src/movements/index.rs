@@ -12,54 +12,130 @@
 //! [`Keys::of`] gives for its record, its status, and in `anomalous` when its history shows
 //! an anomaly; `MovementsView::apply` re-files it whenever one of them changes.
 
+use std::borrow::Borrow;
 use std::collections::{BTreeMap, BTreeSet};
+use std::hash::Hash;
 use std::ops::Bound;
 
 use serde::{Deserialize, Serialize};
 use transit_contract::events::MovementEvent;
-use transit_contract::ids::{CountryCode, OfficeCode, Timestamp, TraderId, VehicleId};
+use transit_contract::ids::{CountryCode, HsCode, OfficeCode, Timestamp, TraderId, VehicleId};
 
 use super::{MovementFilter, MovementRecord, Status};
+use crate::fast_map::{serialize_sorted, FastMap};
 use crate::{Corridor, CountryPair};
 
 /// Postings of one attribute: value -> listing positions of the movements with that value.
-type Postings<K> = BTreeMap<K, BTreeSet<u64>>;
+/// A hash map: filing a movement looks up a dozen values, and a B-tree of strings costs a
+/// string comparison (a cache miss) per level; it serialises in value order, as a `BTreeMap`.
+type Postings<K> = FastMap<K, BTreeSet<u64>>;
 
 /// The keys a record is filed under, besides its status and anomalies (which are cheap to
-/// compare and change on many more events).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(super) struct Keys {
+/// compare and change on many more events). Borrowed from the record (or from a
+/// [`KeySource`]), so that filing a movement copies a key only when it is new to the index.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(super) struct Keys<'a> {
     /// Every office in any role, sorted and distinct.
-    offices: Vec<OfficeCode>,
+    offices: Vec<&'a OfficeCode>,
     /// The countries of those offices and the countries of routing, sorted and distinct.
     countries: Vec<CountryCode>,
+    corridor: Option<&'a Corridor>,
+    country_pair: Option<&'a CountryPair>,
+    holder: Option<&'a TraderId>,
+    vehicle: Option<&'a VehicleId>,
+    /// The chapter (2 digits), heading (4) and subheading (6) of every HS code, sorted and
+    /// distinct, so that any [`super::HsPrefix`] is one exact lookup.
+    hs: Vec<&'a str>,
+    declared_at: Option<Timestamp>,
+}
+
+/// The fields of a record that its [`Keys`] come from, copied: how a movement was filed
+/// before an event that may change its keys.
+#[derive(Debug, Clone)]
+pub(super) struct KeySource {
+    /// [`MovementRecord::offices`], in its order, repeats included.
+    offices: Vec<OfficeCode>,
+    countries_of_routing: Vec<CountryCode>,
+    hs_codes: Vec<HsCode>,
     corridor: Option<Corridor>,
     country_pair: Option<CountryPair>,
     holder: Option<TraderId>,
     vehicle: Option<VehicleId>,
-    /// The chapter (2 digits), heading (4) and subheading (6) of every HS code, sorted and
-    /// distinct, so that any [`super::HsPrefix`] is one exact lookup.
-    hs: Vec<String>,
     declared_at: Option<Timestamp>,
 }
 
-impl Keys {
+impl KeySource {
+    /// Copies what `r` is filed under.
+    pub(super) fn of(r: &MovementRecord) -> KeySource {
+        KeySource {
+            offices: r.offices().cloned().collect(),
+            countries_of_routing: r.countries_of_routing.clone(),
+            hs_codes: r
+                .goods
+                .as_ref()
+                .map(|g| g.hs_codes.clone())
+                .unwrap_or_default(),
+            corridor: r.corridor.clone(),
+            country_pair: r.country_pair.clone(),
+            holder: r.holder.as_ref().map(|h| h.id.clone()),
+            vehicle: r.vehicle.as_ref().map(|v| v.identity.clone()),
+            declared_at: r.steps.declared_at,
+        }
+    }
+
+    /// The keys of the record this was copied from.
+    pub(super) fn keys(&self) -> Keys<'_> {
+        Keys::build(
+            self.offices.iter(),
+            &self.countries_of_routing,
+            &self.hs_codes,
+            self.corridor.as_ref(),
+            self.country_pair.as_ref(),
+            self.holder.as_ref(),
+            self.vehicle.as_ref(),
+            self.declared_at,
+        )
+    }
+}
+
+impl<'a> Keys<'a> {
     /// What `r` is filed under; mirrors what [`MovementFilter::matches`] tests.
-    pub(super) fn of(r: &MovementRecord) -> Keys {
-        let mut offices: Vec<&OfficeCode> = r.offices().collect();
+    pub(super) fn of(r: &'a MovementRecord) -> Keys<'a> {
+        Keys::build(
+            r.offices(),
+            &r.countries_of_routing,
+            r.goods.as_ref().map_or(&[][..], |g| g.hs_codes.as_slice()),
+            r.corridor.as_ref(),
+            r.country_pair.as_ref(),
+            r.holder.as_ref().map(|h| &h.id),
+            r.vehicle.as_ref().map(|v| &v.identity),
+            r.steps.declared_at,
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn build(
+        offices: impl Iterator<Item = &'a OfficeCode>,
+        countries_of_routing: &'a [CountryCode],
+        hs_codes: &'a [HsCode],
+        corridor: Option<&'a Corridor>,
+        country_pair: Option<&'a CountryPair>,
+        holder: Option<&'a TraderId>,
+        vehicle: Option<&'a VehicleId>,
+        declared_at: Option<Timestamp>,
+    ) -> Keys<'a> {
+        let mut offices: Vec<&OfficeCode> = offices.collect();
         offices.sort_unstable();
         offices.dedup();
         let mut countries: Vec<CountryCode> = offices
             .iter()
             .map(|o| o.country())
-            .chain(r.countries_of_routing.iter().cloned())
+            .chain(countries_of_routing.iter().cloned())
             .collect();
         countries.sort_unstable();
         countries.dedup();
-        let mut hs: Vec<&str> = r
-            .goods
+        let mut hs: Vec<&str> = hs_codes
             .iter()
-            .flat_map(|g| g.hs_codes.iter())
             .flat_map(|c| {
                 let s = c.as_str();
                 [s.get(..2), s.get(..4), Some(s)]
@@ -69,14 +145,14 @@ impl Keys {
         hs.sort_unstable();
         hs.dedup();
         Keys {
-            offices: offices.into_iter().cloned().collect(),
+            offices,
             countries,
-            corridor: r.corridor.clone(),
-            country_pair: r.country_pair.clone(),
-            holder: r.holder.as_ref().map(|h| h.id.clone()),
-            vehicle: r.vehicle.as_ref().map(|v| v.identity.clone()),
-            hs: hs.into_iter().map(str::to_owned).collect(),
-            declared_at: r.steps.declared_at,
+            corridor,
+            country_pair,
+            holder,
+            vehicle,
+            hs,
+            declared_at,
         }
     }
 
@@ -115,14 +191,22 @@ impl Keys {
 /// (17 postings each): about 360 bytes per movement, against about 5 KB for the record.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub(super) struct Indexes {
+    #[serde(serialize_with = "serialize_sorted")]
     by_status: Postings<Status>,
+    #[serde(serialize_with = "serialize_sorted")]
     by_office: Postings<OfficeCode>,
+    #[serde(serialize_with = "serialize_sorted")]
     by_country: Postings<CountryCode>,
+    #[serde(serialize_with = "serialize_sorted")]
     by_corridor: Postings<Corridor>,
+    #[serde(serialize_with = "serialize_sorted")]
     by_country_pair: Postings<CountryPair>,
+    #[serde(serialize_with = "serialize_sorted")]
     by_holder: Postings<TraderId>,
+    #[serde(serialize_with = "serialize_sorted")]
     by_vehicle: Postings<VehicleId>,
     /// HS chapter, heading and subheading -> positions.
+    #[serde(serialize_with = "serialize_sorted")]
     by_hs: Postings<String>,
     /// (declaration time, listing position), for declaration windows.
     by_declared: BTreeSet<(Timestamp, u64)>,
@@ -135,20 +219,29 @@ pub(super) struct Indexes {
     anomalous: BTreeSet<u64>,
 }
 
-fn add<K: Ord + Clone>(postings: &mut Postings<K>, key: &K, position: u64) {
+/// Files a posting; the key is copied only when it is new to the index.
+fn add<K, Q>(postings: &mut Postings<K>, key: &Q, position: u64)
+where
+    K: Borrow<Q> + Hash + Eq,
+    Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+{
     match postings.get_mut(key) {
         Some(set) => {
             set.insert(position);
         }
         None => {
-            postings.insert(key.clone(), BTreeSet::from([position]));
+            postings.insert(key.to_owned(), BTreeSet::from([position]));
         }
     }
 }
 
 /// Removes a posting, and the key once nothing is filed under it (so a value that no
 /// movement has any more answers "nothing" at once).
-fn remove<K: Ord>(postings: &mut Postings<K>, key: &K, position: u64) {
+fn remove<K, Q>(postings: &mut Postings<K>, key: &Q, position: u64)
+where
+    K: Borrow<Q> + Hash + Eq,
+    Q: Hash + Eq + ?Sized,
+{
     if let Some(set) = postings.get_mut(key) {
         set.remove(&position);
         if set.is_empty() {
@@ -174,27 +267,27 @@ impl Indexes {
         }
     }
 
-    pub(super) fn file_keys(&mut self, position: u64, keys: &Keys) {
+    pub(super) fn file_keys(&mut self, position: u64, keys: &Keys<'_>) {
         for o in &keys.offices {
-            add(&mut self.by_office, o, position);
+            add(&mut self.by_office, *o, position);
         }
         for c in &keys.countries {
             add(&mut self.by_country, c, position);
         }
-        if let Some(c) = &keys.corridor {
+        if let Some(c) = keys.corridor {
             add(&mut self.by_corridor, c, position);
         }
-        if let Some(c) = &keys.country_pair {
+        if let Some(c) = keys.country_pair {
             add(&mut self.by_country_pair, c, position);
         }
-        if let Some(h) = &keys.holder {
+        if let Some(h) = keys.holder {
             add(&mut self.by_holder, h, position);
         }
-        if let Some(v) = &keys.vehicle {
+        if let Some(v) = keys.vehicle {
             add(&mut self.by_vehicle, v, position);
         }
         for h in &keys.hs {
-            add(&mut self.by_hs, h, position);
+            add(&mut self.by_hs, *h, position);
         }
         if let Some(t) = keys.declared_at {
             self.file_declared(t, position);
@@ -210,27 +303,27 @@ impl Indexes {
         *bounds = (bounds.0.min(position), bounds.1.max(position));
     }
 
-    pub(super) fn unfile_keys(&mut self, position: u64, keys: &Keys) {
+    pub(super) fn unfile_keys(&mut self, position: u64, keys: &Keys<'_>) {
         for o in &keys.offices {
-            remove(&mut self.by_office, o, position);
+            remove(&mut self.by_office, *o, position);
         }
         for c in &keys.countries {
             remove(&mut self.by_country, c, position);
         }
-        if let Some(c) = &keys.corridor {
+        if let Some(c) = keys.corridor {
             remove(&mut self.by_corridor, c, position);
         }
-        if let Some(c) = &keys.country_pair {
+        if let Some(c) = keys.country_pair {
             remove(&mut self.by_country_pair, c, position);
         }
-        if let Some(h) = &keys.holder {
+        if let Some(h) = keys.holder {
             remove(&mut self.by_holder, h, position);
         }
-        if let Some(v) = &keys.vehicle {
+        if let Some(v) = keys.vehicle {
             remove(&mut self.by_vehicle, v, position);
         }
         for h in &keys.hs {
-            remove(&mut self.by_hs, h, position);
+            remove(&mut self.by_hs, *h, position);
         }
         if let Some(t) = keys.declared_at {
             self.by_declared.remove(&(t, position));
@@ -239,21 +332,25 @@ impl Indexes {
 
     /// Moves a movement that stays at `position` from the `old` keys to the `new` ones,
     /// touching only the postings that differ (a re-routing changes a few keys, not all).
-    pub(super) fn refile_keys(&mut self, position: u64, old: &Keys, new: &Keys) {
-        fn many<K: Ord + Clone>(postings: &mut Postings<K>, old: &[K], new: &[K], position: u64) {
+    pub(super) fn refile_keys(&mut self, position: u64, old: &Keys<'_>, new: &Keys<'_>) {
+        fn many<K, Q, T>(postings: &mut Postings<K>, old: &[T], new: &[T], position: u64)
+        where
+            K: Borrow<Q> + Hash + Eq,
+            Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+            T: Borrow<Q> + Ord,
+        {
             for k in old.iter().filter(|k| new.binary_search(k).is_err()) {
-                remove(postings, k, position);
+                remove(postings, k.borrow(), position);
             }
             for k in new.iter().filter(|k| old.binary_search(k).is_err()) {
-                add(postings, k, position);
+                add(postings, k.borrow(), position);
             }
         }
-        fn one<K: Ord + Clone>(
-            postings: &mut Postings<K>,
-            old: &Option<K>,
-            new: &Option<K>,
-            position: u64,
-        ) {
+        fn one<K, Q>(postings: &mut Postings<K>, old: &Option<&Q>, new: &Option<&Q>, position: u64)
+        where
+            K: Borrow<Q> + Hash + Eq,
+            Q: Ord + Hash + Eq + ToOwned<Owned = K> + ?Sized,
+        {
             if old != new {
                 many(postings, old.as_slice(), new.as_slice(), position);
             }
@@ -279,7 +376,7 @@ impl Indexes {
         );
         one(&mut self.by_holder, &old.holder, &new.holder, position);
         one(&mut self.by_vehicle, &old.vehicle, &new.vehicle, position);
-        many(&mut self.by_hs, &old.hs, &new.hs, position);
+        many::<_, str, _>(&mut self.by_hs, &old.hs, &new.hs, position);
         if old.declared_at != new.declared_at {
             if let Some(t) = old.declared_at {
                 self.by_declared.remove(&(t, position));
@@ -293,7 +390,7 @@ impl Indexes {
     /// The posting sets of the equality filters that `f` sets; `None` when one of them names
     /// a value no movement has, so the answer is empty.
     pub(super) fn postings(&self, f: &MovementFilter) -> Option<Vec<&BTreeSet<u64>>> {
-        fn get<'a, K: Ord>(
+        fn get<'a, K: Hash + Eq>(
             postings: &'a Postings<K>,
             key: Option<&K>,
             out: &mut Vec<&'a BTreeSet<u64>>,
