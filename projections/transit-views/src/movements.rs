@@ -308,10 +308,29 @@ impl MovementRecord {
             self.amount_reserved = state.reserved_amount().cloned();
         }
         if actual {
-            self.actual = ActualOffices {
-                transit: state.crossings().iter().map(|c| c.office.clone()).collect(),
-                destination: state.arrivals().iter().map(|a| a.office.clone()).collect(),
-            };
+            // The fold appends one crossing or arrival per event: so does the record, rather
+            // than copying every office seen again.
+            match event {
+                MovementEvent::BorderCrossed { office, .. } => {
+                    self.actual.transit.push(office.clone());
+                }
+                MovementEvent::ArrivalRecorded { office, .. } => {
+                    self.actual.destination.push(office.clone());
+                }
+                _ => {}
+            }
+            let in_step = self.actual.transit.len() == state.crossings().len()
+                && self.actual.destination.len() == state.arrivals().len();
+            debug_assert!(
+                in_step,
+                "invariant: the record lists every office the fold saw"
+            );
+            if !in_step {
+                self.actual = ActualOffices {
+                    transit: state.crossings().iter().map(|c| c.office.clone()).collect(),
+                    destination: state.arrivals().iter().map(|a| a.office.clone()).collect(),
+                };
+            }
         }
         if !declaration {
             return;
@@ -907,13 +926,16 @@ impl MovementsView {
 /// Re-files a movement after an event: `filed` is how it was filed before (`None`: new).
 fn refile(indexes: &mut Indexes, filed: Option<Filed>, r: &MovementRecord, event: &MovementEvent) {
     let position = r.listing_position;
-    let anomalous = r.has_anomalies();
     let Some(old) = filed else {
+        let anomalous = r.has_anomalies();
         indexes.file_status(position, r.status);
         indexes.set_anomalous(position, anomalous);
         indexes.file_keys(position, &Keys::of(r));
         return;
     };
+    // Anomalies are only ever added: the event's own is the only one that can be new.
+    let anomalous = old.anomalous || r.history.last().is_some_and(|h| h.anomaly.is_some());
+    debug_assert_eq!(anomalous, r.has_anomalies());
     let moved = old.position != position;
     if let Some(source) = &old.keys {
         let old_keys = &source.keys();

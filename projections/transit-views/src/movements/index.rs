@@ -209,7 +209,7 @@ pub(super) struct Indexes {
     #[serde(serialize_with = "serialize_sorted")]
     by_hs: Postings<String>,
     /// (declaration time, listing position), for declaration windows.
-    by_declared: BTreeSet<(Timestamp, u64)>,
+    by_declared: BTreeSet<(DeclaredAt, u64)>,
     /// UTC day of declaration -> the lowest and highest listing position filed under it.
     /// Only ever widened (a movement leaving a day does not narrow it), so the bounds always
     /// enclose the day's movements: they bound a walk over a large window without reading
@@ -295,7 +295,7 @@ impl Indexes {
     }
 
     fn file_declared(&mut self, at: Timestamp, position: u64) {
-        self.by_declared.insert((at, position));
+        self.by_declared.insert((DeclaredAt::new(at), position));
         let bounds = self
             .declared_days
             .entry(day(at))
@@ -326,7 +326,7 @@ impl Indexes {
             remove(&mut self.by_hs, *h, position);
         }
         if let Some(t) = keys.declared_at {
-            self.by_declared.remove(&(t, position));
+            self.by_declared.remove(&(DeclaredAt::new(t), position));
         }
     }
 
@@ -379,7 +379,7 @@ impl Indexes {
         many::<_, str, _>(&mut self.by_hs, &old.hs, &new.hs, position);
         if old.declared_at != new.declared_at {
             if let Some(t) = old.declared_at {
-                self.by_declared.remove(&(t, position));
+                self.by_declared.remove(&(DeclaredAt::new(t), position));
             }
             if let Some(t) = new.declared_at {
                 self.file_declared(t, position);
@@ -432,8 +432,12 @@ impl Indexes {
             }
         }
         // Positions are never below 0, so `(t, 0)` is the first entry at time `t`.
-        let lower = from.map_or(Bound::Unbounded, |t| Bound::Included((t, 0)));
-        let upper = until.map_or(Bound::Unbounded, |t| Bound::Excluded((t, 0)));
+        let lower = from.map_or(Bound::Unbounded, |t| {
+            Bound::Included((DeclaredAt::new(t), 0))
+        });
+        let upper = until.map_or(Bound::Unbounded, |t| {
+            Bound::Excluded((DeclaredAt::new(t), 0))
+        });
         let mut positions = Vec::new();
         for (_, position) in self.by_declared.range((lower, upper)) {
             if positions.len() == limit {
@@ -471,9 +475,54 @@ impl Indexes {
             "the maintained indexes differ from fresh ones"
         );
         for (at, position) in &self.by_declared {
-            let (lo, hi) = self.declared_days[&day(*at)];
+            let (lo, hi) = self.declared_days[&day(at.at)];
             assert!((lo..=hi).contains(position), "day bounds miss {position}");
         }
+    }
+}
+
+/// A declaration time as the declaration-time index orders it: by milliseconds since the
+/// epoch first (one integer comparison), then by the whole timestamp, which is exactly the
+/// order of [`Timestamp`] (comparing date-times field by field made filing a declaration
+/// cost a few hundred instructions). Serialises as the timestamp alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct DeclaredAt {
+    millis: i64,
+    at: Timestamp,
+}
+
+impl DeclaredAt {
+    fn new(at: Timestamp) -> DeclaredAt {
+        DeclaredAt {
+            millis: at.unix_millis(),
+            at,
+        }
+    }
+}
+
+impl Ord for DeclaredAt {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.millis
+            .cmp(&other.millis)
+            .then_with(|| self.at.cmp(&other.at))
+    }
+}
+
+impl PartialOrd for DeclaredAt {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Serialize for DeclaredAt {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.at.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for DeclaredAt {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Timestamp::deserialize(d).map(DeclaredAt::new)
     }
 }
 
