@@ -871,12 +871,7 @@ impl MovementsView {
 
     /// Where the answer to `filter` can be: `None` when it is empty whatever the cursor.
     fn candidates(&self, filter: &MovementFilter) -> Option<Candidates<'_>> {
-        let mut sources: Vec<Source<'_>> = self
-            .indexes
-            .postings(filter)?
-            .into_iter()
-            .map(Source::Set)
-            .collect();
+        let mut sources: Vec<Source<'_>> = self.indexes.postings(filter)?;
         // The MRN restriction and the declaration window cost a lookup or a step per member
         // to turn into sorted positions, so they lead only when no posting set is smaller.
         let smallest = |sources: &[Source<'_>]| {
