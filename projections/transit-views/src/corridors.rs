@@ -31,6 +31,7 @@ use transit_contract::events::MovementEvent;
 use transit_contract::ids::{Mrn, OfficeCode, Timestamp};
 use transit_contract::messages::EnquiryOutcome;
 
+use crate::fast_map::{serialize_sorted, FastMap};
 use crate::{canonical_hash, Corridor, LedgerEvent};
 
 /// A distribution of durations, in whole seconds.
@@ -120,6 +121,17 @@ struct MovementFacts {
 }
 
 impl MovementFacts {
+    /// Whether `event` can change the corridor (the only field [`CorridorsView::apply`]
+    /// reports on).
+    fn may_change_corridor(event: &MovementEvent) -> bool {
+        matches!(
+            event,
+            MovementEvent::TransitDeclared { .. }
+                | MovementEvent::DestinationChanged { .. }
+                | MovementEvent::DeclarationAmended { .. }
+        )
+    }
+
     fn apply(&mut self, event: &MovementEvent) {
         self.events += 1;
         match event {
@@ -192,9 +204,13 @@ impl MovementFacts {
 }
 
 /// The corridor analytics view (serialisable, for snapshots).
+///
+/// Movements are found by MRN through a hash map (one probe per event, where a B-tree of MRN
+/// strings costs a dozen string comparisons); it serialises in MRN order, as a `BTreeMap`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct CorridorsView {
-    movements: BTreeMap<Mrn, MovementFacts>,
+    #[serde(serialize_with = "serialize_sorted")]
+    movements: FastMap<Mrn, MovementFacts>,
     last_position: Option<u64>,
 }
 
@@ -221,24 +237,47 @@ impl CorridorsView {
     /// Folds one event; says which corridor's figures may have changed (none until the
     /// movement's declaration is known).
     pub fn apply(&mut self, ev: &LedgerEvent<'_>) -> Vec<Corridor> {
+        self.with_facts(ev, |facts, event| {
+            if !MovementFacts::may_change_corridor(event) {
+                facts.apply(event);
+                return facts.corridor.iter().cloned().collect();
+            }
+            let before = facts.corridor.clone();
+            facts.apply(event);
+            match (before, &facts.corridor) {
+                (None, None) => Vec::new(),
+                (Some(b), Some(a)) if &b == a => vec![b],
+                (b, a) => b.into_iter().chain(a.clone()).collect(),
+            }
+        })
+        .unwrap_or_default()
+    }
+
+    /// Folds one event like [`Self::apply`], without saying what changed: for a rebuild, where
+    /// nobody listens, this saves copying the corridor on every event.
+    pub fn fold(&mut self, ev: &LedgerEvent<'_>) {
+        self.with_facts(ev, |facts, event| facts.apply(event));
+    }
+
+    /// Records the position of `ev` and runs `f` on the facts of its movement (created on the
+    /// movement's first event); `None` for an event already applied or not about a movement.
+    fn with_facts<R>(
+        &mut self,
+        ev: &LedgerEvent<'_>,
+        f: impl FnOnce(&mut MovementFacts, &MovementEvent) -> R,
+    ) -> Option<R> {
         if self.last_position.is_some_and(|last| ev.position() <= last) {
-            return Vec::new();
+            return None;
         }
         self.last_position = Some(ev.position());
         let LedgerEvent::Movement { mrn, event, .. } = *ev else {
-            return Vec::new();
+            return None;
         };
         let facts = match self.movements.get_mut(mrn) {
             Some(facts) => facts,
             None => self.movements.entry(mrn.clone()).or_default(),
         };
-        let before = facts.corridor.clone();
-        facts.apply(event);
-        match (before, &facts.corridor) {
-            (None, None) => Vec::new(),
-            (Some(b), Some(a)) if &b == a => vec![b],
-            (b, a) => b.into_iter().chain(a.clone()).collect(),
-        }
+        Some(f(facts, event))
     }
 
     /// The statistics of every corridor with at least one declared movement, evaluated at

@@ -19,6 +19,7 @@ use transit_contract::events::{GuaranteeEvent, MovementEvent};
 use transit_contract::ids::{CountryCode, Currency, GuaranteeReference, Money, Mrn, Timestamp};
 use transit_contract::messages::Party;
 
+use crate::fast_map::{serialize_sorted, FastMap, Sorted};
 use crate::{canonical_hash, Corridor, LedgerEvent};
 
 /// Running sums in minor units.
@@ -84,8 +85,10 @@ pub struct GuaranteeEntry {
     pub currency: Option<Currency>,
     pub reference_minor: Option<i64>,
     pub totals: Totals,
-    /// Totals per movement, for the rollups per country and corridor.
-    pub per_movement: BTreeMap<Mrn, Totals>,
+    /// Totals per movement, for the rollups per country and corridor (serialised in MRN
+    /// order).
+    #[serde(serialize_with = "serialize_sorted")]
+    pub per_movement: FastMap<Mrn, Totals>,
     pub history: Vec<HistoryPoint>,
 }
 
@@ -154,11 +157,18 @@ fn finish(groups: BTreeMap<(String, Currency), RollupAcc>) -> Vec<Rollup> {
 }
 
 /// The guarantee exposure view (serialisable, for snapshots).
+///
+/// Guarantees and movements are found through hash maps (one probe per event, where a B-tree
+/// of reference strings costs a dozen string comparisons); they serialise in key order, as
+/// `BTreeMap`s, and every rollup sums non-negative amounts, so no answer depends on the maps'
+/// iteration order.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ExposureView {
-    guarantees: BTreeMap<GuaranteeReference, GuaranteeEntry>,
+    #[serde(serialize_with = "serialize_sorted")]
+    guarantees: FastMap<GuaranteeReference, GuaranteeEntry>,
     /// The corridor of each declared movement (current destination), for rollups.
-    corridors: BTreeMap<Mrn, Corridor>,
+    #[serde(serialize_with = "serialize_sorted")]
+    corridors: FastMap<Mrn, Corridor>,
     last_position: Option<u64>,
 }
 
@@ -175,8 +185,23 @@ impl ExposureView {
 
     /// Folds one event; says which guarantee's totals changed.
     pub fn apply(&mut self, ev: &LedgerEvent<'_>) -> Vec<GuaranteeReference> {
+        let changed = self.fold_event(ev);
+        match *ev {
+            LedgerEvent::Guarantee { grn, .. } if changed => vec![grn.clone()],
+            _ => Vec::new(),
+        }
+    }
+
+    /// Folds one event like [`Self::apply`], without saying what changed: for a rebuild, where
+    /// nobody listens.
+    pub fn fold(&mut self, ev: &LedgerEvent<'_>) {
+        self.fold_event(ev);
+    }
+
+    /// Folds one event; says whether it changed a guarantee's totals.
+    fn fold_event(&mut self, ev: &LedgerEvent<'_>) -> bool {
         if self.last_position.is_some_and(|last| ev.position() <= last) {
-            return Vec::new();
+            return false;
         }
         self.last_position = Some(ev.position());
         match *ev {
@@ -199,7 +224,7 @@ impl ExposureView {
                     }
                     _ => {}
                 }
-                Vec::new()
+                false
             }
             LedgerEvent::Guarantee {
                 position,
@@ -207,19 +232,22 @@ impl ExposureView {
                 meta,
                 event,
             } => {
-                let entry = self
-                    .guarantees
-                    .entry(grn.clone())
-                    .or_insert_with(|| GuaranteeEntry {
-                        grn: grn.clone(),
-                        guarantor: None,
-                        principal: None,
-                        currency: None,
-                        reference_minor: None,
-                        totals: Totals::default(),
-                        per_movement: BTreeMap::new(),
-                        history: Vec::new(),
-                    });
+                let entry = match self.guarantees.get_mut(grn) {
+                    Some(entry) => entry,
+                    None => self
+                        .guarantees
+                        .entry(grn.clone())
+                        .or_insert(GuaranteeEntry {
+                            grn: grn.clone(),
+                            guarantor: None,
+                            principal: None,
+                            currency: None,
+                            reference_minor: None,
+                            totals: Totals::default(),
+                            per_movement: FastMap::default(),
+                            history: Vec::new(),
+                        }),
+                };
                 let (mrn, delta, currency) = match event {
                     GuaranteeEvent::GuaranteeRegistered {
                         guarantor,
@@ -271,11 +299,12 @@ impl ExposureView {
                 }
                 entry.totals.add(&delta);
                 if let Some(mrn) = mrn {
-                    entry
-                        .per_movement
-                        .entry(mrn.clone())
-                        .or_default()
-                        .add(&delta);
+                    match entry.per_movement.get_mut(mrn) {
+                        Some(totals) => totals.add(&delta),
+                        None => {
+                            entry.per_movement.insert(mrn.clone(), delta);
+                        }
+                    }
                 }
                 let recorded_at = entry
                     .history
@@ -287,7 +316,7 @@ impl ExposureView {
                     reference_minor: entry.reference_minor,
                     totals: entry.totals,
                 });
-                vec![grn.clone()]
+                true
             }
         }
     }
@@ -386,6 +415,10 @@ impl ExposureView {
     /// SHA-256 of the canonical serialisation of every guarantee, corridor and the last
     /// position.
     pub fn state_hash(&self) -> [u8; 32] {
-        canonical_hash(&(self.last_position, &self.guarantees, &self.corridors))
+        canonical_hash(&(
+            self.last_position,
+            Sorted(&self.guarantees),
+            Sorted(&self.corridors),
+        ))
     }
 }

@@ -23,12 +23,14 @@ use transit_contract::ids::{CountryCode, GuaranteeReference, IdError, Mrn, Offic
 
 pub mod corridors;
 pub mod exposure;
+mod fast_map;
 pub mod movements;
 #[cfg(test)]
 mod snapshot_tests;
 
 pub use corridors::CorridorsView;
 pub use exposure::ExposureView;
+pub use fast_map::{FastHasher, FastMap, FastState};
 pub use movements::MovementsView;
 
 /// One recorded event of the global feed, as the views see it.
@@ -184,8 +186,9 @@ impl From<CountryPair> for String {
 
 /// SHA-256 over the JSON of `value`, streamed into the hasher (no intermediate tree: the
 /// views are hashed at a million movements). The bytes depend only on the content because
-/// every map in the views is ordered (`BTreeMap`) and struct fields serialise in declaration
-/// order; a `HashMap` must never be part of hashed state.
+/// every map in the views serialises in key order (a `BTreeMap`, or a hash map through
+/// [`fast_map::Sorted`]) and struct fields serialise in declaration order; a hash map must
+/// never reach hashed state in its iteration order.
 pub(crate) fn canonical_hash<T: Serialize>(value: &T) -> [u8; 32] {
     struct Hasher(Sha256);
     impl std::io::Write for Hasher {

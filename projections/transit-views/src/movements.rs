@@ -7,7 +7,7 @@
 //! about what a movement is; the record adds what the rules do not keep (times, seals at each
 //! checkpoint, incidents, history).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 use transit_contract::events::MovementEvent;
@@ -18,13 +18,14 @@ use transit_contract::ids::{
 use transit_contract::messages::{IncidentCode, MeansOfTransport, Place, Trader};
 use transit_rules::{MovementState, MovementStatus};
 
+use crate::fast_map::FastMap;
 use crate::{canonical_hash, Corridor, CountryPair, LedgerEvent, ParseError};
 
 mod index;
 #[cfg(test)]
 mod tests;
 
-use index::{Indexes, Intersection, Keys, Source, Window};
+use index::{Indexes, Intersection, KeySource, Keys, Source, Window};
 
 /// The largest page [`MovementsView::list`] returns; a larger `first` is refused.
 pub const MOVEMENTS_PAGE_MAX: usize = 100;
@@ -307,10 +308,29 @@ impl MovementRecord {
             self.amount_reserved = state.reserved_amount().cloned();
         }
         if actual {
-            self.actual = ActualOffices {
-                transit: state.crossings().iter().map(|c| c.office.clone()).collect(),
-                destination: state.arrivals().iter().map(|a| a.office.clone()).collect(),
-            };
+            // The fold appends one crossing or arrival per event: so does the record, rather
+            // than copying every office seen again.
+            match event {
+                MovementEvent::BorderCrossed { office, .. } => {
+                    self.actual.transit.push(office.clone());
+                }
+                MovementEvent::ArrivalRecorded { office, .. } => {
+                    self.actual.destination.push(office.clone());
+                }
+                _ => {}
+            }
+            let in_step = self.actual.transit.len() == state.crossings().len()
+                && self.actual.destination.len() == state.arrivals().len();
+            debug_assert!(
+                in_step,
+                "invariant: the record lists every office the fold saw"
+            );
+            if !in_step {
+                self.actual = ActualOffices {
+                    transit: state.crossings().iter().map(|c| c.office.clone()).collect(),
+                    destination: state.arrivals().iter().map(|a| a.office.clone()).collect(),
+                };
+            }
         }
         if !declaration {
             return;
@@ -614,9 +634,9 @@ struct Filed {
     /// Whether the event may change the keys or the position ([`Keys::may_change`]); only
     /// a declaration moves a movement, and it is among those.
     may_change: bool,
-    /// Computed only when the event may change them, and always in debug builds (to check
-    /// that the others really leave them alone).
-    keys: Option<Keys>,
+    /// What the keys come from, copied only when the event may change them, and always in
+    /// debug builds (to check that the others really leave them alone).
+    keys: Option<KeySource>,
 }
 
 /// The regional transit database.
@@ -636,7 +656,7 @@ pub struct MovementsView {
     movements: BTreeMap<u64, Box<Entry>>,
     /// MRN -> listing position.
     #[serde(skip)]
-    positions: HashMap<Mrn, u64>,
+    positions: FastMap<Mrn, u64>,
     /// Secondary indexes by listing position, for filtered pages.
     indexes: Indexes,
     last_position: Option<u64>,
@@ -713,7 +733,7 @@ impl MovementsView {
                 status: entry.record.status,
                 anomalous: entry.record.has_anomalies(),
                 may_change,
-                keys: (may_change || cfg!(debug_assertions)).then(|| Keys::of(&entry.record)),
+                keys: (may_change || cfg!(debug_assertions)).then(|| KeySource::of(&entry.record)),
             })
         };
         entry.state.apply_fact(event);
@@ -851,12 +871,7 @@ impl MovementsView {
 
     /// Where the answer to `filter` can be: `None` when it is empty whatever the cursor.
     fn candidates(&self, filter: &MovementFilter) -> Option<Candidates<'_>> {
-        let mut sources: Vec<Source<'_>> = self
-            .indexes
-            .postings(filter)?
-            .into_iter()
-            .map(Source::Set)
-            .collect();
+        let mut sources: Vec<Source<'_>> = self.indexes.postings(filter)?;
         // The MRN restriction and the declaration window cost a lookup or a step per member
         // to turn into sorted positions, so they lead only when no posting set is smaller.
         let smallest = |sources: &[Source<'_>]| {
@@ -906,15 +921,19 @@ impl MovementsView {
 /// Re-files a movement after an event: `filed` is how it was filed before (`None`: new).
 fn refile(indexes: &mut Indexes, filed: Option<Filed>, r: &MovementRecord, event: &MovementEvent) {
     let position = r.listing_position;
-    let anomalous = r.has_anomalies();
     let Some(old) = filed else {
+        let anomalous = r.has_anomalies();
         indexes.file_status(position, r.status);
         indexes.set_anomalous(position, anomalous);
         indexes.file_keys(position, &Keys::of(r));
         return;
     };
+    // Anomalies are only ever added: the event's own is the only one that can be new.
+    let anomalous = old.anomalous || r.history.last().is_some_and(|h| h.anomaly.is_some());
+    debug_assert_eq!(anomalous, r.has_anomalies());
     let moved = old.position != position;
-    if let Some(old_keys) = &old.keys {
+    if let Some(source) = &old.keys {
+        let old_keys = &source.keys();
         let keys = Keys::of(r);
         debug_assert!(
             old.may_change || (keys == *old_keys && !moved),

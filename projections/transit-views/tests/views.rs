@@ -832,6 +832,30 @@ fn state_hashes_match_between_one_go_and_two_halves_and_differ_otherwise() {
 }
 
 #[test]
+fn folding_without_changes_reaches_the_same_state_as_applying() {
+    for ledger in [shared_guarantee().0, five_movements().0] {
+        let events = ledger.events();
+        let applied = project(&events);
+        let mut exposure = ExposureView::new();
+        let mut corridors = CorridorsView::new();
+        for e in events.iter().chain(&events) {
+            // The second pass is a replay: ignored, as by `apply`.
+            exposure.fold(e);
+            corridors.fold(e);
+        }
+        assert_eq!(exposure.state_hash(), applied.exposure.state_hash());
+        assert_eq!(corridors.state_hash(), applied.corridors.state_hash());
+        assert_eq!(exposure.by_corridor(), applied.exposure.by_corridor());
+        assert_eq!(exposure.by_guarantor(), applied.exposure.by_guarantor());
+        assert_eq!(
+            corridors.corridor_stats(base()),
+            applied.corridors.corridor_stats(base())
+        );
+        assert_eq!(corridors.segment_stats(), applied.corridors.segment_stats());
+    }
+}
+
+#[test]
 fn a_diversion_moves_the_corridor_and_keeps_the_declared_destination() {
     let j = fixtures::journey(base(), 6);
     let mut ledger = Ledger::default();
