@@ -231,8 +231,8 @@ fn apply_to_read_models(
     ev: &LedgerEvent<'_>,
 ) -> Vec<Change> {
     let changes = movements.apply(ev);
-    exposure.apply(ev);
-    corridors.apply(ev);
+    exposure.fold(ev);
+    corridors.fold(ev);
     changes
 }
 
