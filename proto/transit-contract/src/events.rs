@@ -210,6 +210,21 @@ struct EnvelopeIn {
     data: serde_json::Value,
 }
 
+/// Reads a whole envelope of the current version with [`EnvelopeSeed`], then requires the end
+/// of the input.
+fn read_envelope<'de, R, T>(
+    mut de: serde_json::Deserializer<R>,
+    event_type: &str,
+) -> Result<(EventMeta, T), serde_json::Error>
+where
+    R: serde_json::de::Read<'de>,
+    T: Deserialize<'de>,
+{
+    let value = EnvelopeSeed::<T>::new(event_type).deserialize(&mut de)?;
+    de.end()?;
+    Ok(value)
+}
+
 /// The fields of a stored envelope, as the derived `Deserialize` of a `{meta, data}` struct
 /// names them: any other key is skipped.
 #[derive(Deserialize)]
@@ -480,12 +495,14 @@ trait Codec: Serialize + for<'de> Deserialize<'de> {
             // The common case, in one pass: the envelope is read with a seed that hands the
             // data straight to the enum's deserialiser, presented as the adjacently tagged
             // form with the known type (see `TaggedSeed`); no `Value` tree, no second parse.
-            let mut de = serde_json::Deserializer::from_slice(bytes);
-            let (meta, event) = EnvelopeSeed::<Self>::new(event_type)
-                .deserialize(&mut de)
-                .map_err(malformed)?;
-            de.end().map_err(malformed)?;
-            return Ok((meta, event));
+            // Bytes that are UTF-8 as a whole (all of them, in practice) are read as text: one
+            // check over the record instead of one per string. Others are read as bytes,
+            // exactly as before (a refusal, unless the bad bytes are in a skipped key).
+            let read = match std::str::from_utf8(bytes) {
+                Ok(text) => read_envelope(serde_json::Deserializer::from_str(text), event_type),
+                Err(_) => read_envelope(serde_json::Deserializer::from_slice(bytes), event_type),
+            };
+            return read.map_err(malformed);
         }
         let envelope: EnvelopeIn = serde_json::from_slice(bytes).map_err(malformed)?;
         let mut data = envelope.data;
@@ -994,13 +1011,24 @@ mod tests {
                 }
             }
         }
+        // Bytes that are not UTF-8: in a string field, and in a skipped key's string.
+        variants.push(text.replacen("\"m-1\"", "\"m-\u{fffd}\"", 1));
         // A refused id in the meta.
         variants.push(text.replacen("\"m-1\"", "\"m 1\"", 1));
         variants.push(text.replacen("\"TG000101\"", "\"TG00010\"", 1));
+        let mut inputs: Vec<Vec<u8>> = variants.into_iter().map(String::into_bytes).collect();
+        let mut not_utf8 = b"{\"skipped\":\"\xff\xfe\",".to_vec();
+        not_utf8.extend_from_slice(&bytes[1..]);
+        inputs.push(not_utf8);
+        let mut not_utf8 = bytes.clone();
+        let at = text.find("m-1").unwrap();
+        not_utf8[at + 1] = 0xff;
+        inputs.push(not_utf8);
         let mut accepted = 0;
-        for variant in &variants {
-            let one = MovementEvent::decode(e.event_type(), 1, variant.as_bytes());
-            let two = decode_two_pass::<MovementEvent>(e.event_type(), variant.as_bytes());
+        for input in &inputs {
+            let variant = String::from_utf8_lossy(input);
+            let one = MovementEvent::decode(e.event_type(), 1, input);
+            let two = decode_two_pass::<MovementEvent>(e.event_type(), input);
             match (one, two) {
                 (Ok(a), Ok(b)) => {
                     assert_eq!(a, b, "{variant}");
