@@ -6,7 +6,12 @@
 //! [`GuaranteeEvent::decode`]. Old versions are upcast when read, never rewritten: a v2 of a
 //! type bumps its entry in the version table and adds one step to the upcaster.
 
-use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::marker::PhantomData;
+
+use serde::de::value::{BorrowedStrDeserializer, StrDeserializer};
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::{forward_to_deserialize_any, Deserialize, Serialize};
 
 use crate::ids::CountryCode;
 use crate::ids::{GuaranteeReference, MessageId, Money, Mrn, OfficeCode, SealId, Timestamp};
@@ -205,12 +210,226 @@ struct EnvelopeIn {
     data: serde_json::Value,
 }
 
-/// An envelope whose data is left as raw JSON (for events already at the current version).
+/// Reads a whole envelope of the current version with [`EnvelopeSeed`], then requires the end
+/// of the input.
+fn read_envelope<'de, R, T>(
+    mut de: serde_json::Deserializer<R>,
+    event_type: &str,
+) -> Result<(EventMeta, T), serde_json::Error>
+where
+    R: serde_json::de::Read<'de>,
+    T: Deserialize<'de>,
+{
+    let value = EnvelopeSeed::<T>::new(event_type).deserialize(&mut de)?;
+    de.end()?;
+    Ok(value)
+}
+
+/// The fields of a stored envelope, as the derived `Deserialize` of a `{meta, data}` struct
+/// names them: any other key is skipped.
 #[derive(Deserialize)]
-struct EnvelopeRaw<'a> {
-    meta: EventMeta,
-    #[serde(borrow)]
-    data: &'a serde_json::value::RawValue,
+#[serde(field_identifier, rename_all = "lowercase")]
+enum EnvelopeField {
+    Meta,
+    Data,
+    #[serde(other)]
+    Other,
+}
+
+/// The field names of the envelope, for errors.
+const ENVELOPE_FIELDS: &[&str] = &["meta", "data"];
+
+/// Reads a whole envelope `{"meta": .., "data": ..}` of an event of a known type in one pass.
+///
+/// It accepts exactly what a derived `Deserialize` of `struct { meta: EventMeta, data: T }`
+/// accepts (a map in any key order with unknown keys skipped, or a two-element sequence;
+/// duplicate and missing fields refused), with `data` read as the variant `event_type` of the
+/// adjacently tagged enum `T`.
+struct EnvelopeSeed<'t, T> {
+    event_type: &'t str,
+    event: PhantomData<fn() -> T>,
+}
+
+impl<'t, T> EnvelopeSeed<'t, T> {
+    fn new(event_type: &'t str) -> Self {
+        EnvelopeSeed {
+            event_type,
+            event: PhantomData,
+        }
+    }
+}
+
+impl<'de, T: Deserialize<'de>> DeserializeSeed<'de> for EnvelopeSeed<'_, T> {
+    type Value = (EventMeta, T);
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_struct("Envelope", ENVELOPE_FIELDS, self)
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Visitor<'de> for EnvelopeSeed<'_, T> {
+    type Value = (EventMeta, T);
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("struct Envelope")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let meta: EventMeta = seq
+            .next_element()?
+            .ok_or_else(|| de::Error::invalid_length(0, &"struct Envelope with 2 elements"))?;
+        let event = seq
+            .next_element_seed(TaggedSeed::<T>::new(self.event_type))?
+            .ok_or_else(|| de::Error::invalid_length(1, &"struct Envelope with 2 elements"))?;
+        Ok((meta, event))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut meta: Option<EventMeta> = None;
+        let mut event: Option<T> = None;
+        while let Some(field) = map.next_key::<EnvelopeField>()? {
+            match field {
+                EnvelopeField::Meta => {
+                    if meta.is_some() {
+                        return Err(de::Error::duplicate_field("meta"));
+                    }
+                    meta = Some(map.next_value()?);
+                }
+                EnvelopeField::Data => {
+                    if event.is_some() {
+                        return Err(de::Error::duplicate_field("data"));
+                    }
+                    event = Some(map.next_value_seed(TaggedSeed::<T>::new(self.event_type))?);
+                }
+                EnvelopeField::Other => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        let meta = meta.ok_or_else(|| de::Error::missing_field("meta"))?;
+        let event = event.ok_or_else(|| de::Error::missing_field("data"))?;
+        Ok((meta, event))
+    }
+}
+
+/// Reads the data of an event whose type is known, straight from the stored bytes: the
+/// enum's derived `Deserialize` is shown the adjacently tagged map `{"type": <event_type>,
+/// "data": <the data>}`, the tag coming from the store and the data from the deserialiser
+/// positioned on it, so nothing is copied or parsed twice.
+struct TaggedSeed<'t, T> {
+    event_type: &'t str,
+    event: PhantomData<fn() -> T>,
+}
+
+impl<'t, T> TaggedSeed<'t, T> {
+    fn new(event_type: &'t str) -> Self {
+        TaggedSeed {
+            event_type,
+            event: PhantomData,
+        }
+    }
+}
+
+impl<'de, T: Deserialize<'de>> DeserializeSeed<'de> for TaggedSeed<'_, T> {
+    type Value = T;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<T, D::Error> {
+        T::deserialize(TaggedDeserializer {
+            event_type: self.event_type,
+            data: deserializer,
+        })
+    }
+}
+
+/// A deserialiser that presents `{"type": event_type, "data": <data>}` as a map.
+struct TaggedDeserializer<'t, D> {
+    event_type: &'t str,
+    data: D,
+}
+
+impl<'de, D: Deserializer<'de>> Deserializer<'de> for TaggedDeserializer<'_, D> {
+    type Error = D::Error;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, D::Error> {
+        visitor.visit_map(TaggedMap {
+            event_type: self.event_type,
+            data: Some(self.data),
+            next: TaggedEntry::TypeKey,
+        })
+    }
+
+    forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+        option unit unit_struct newtype_struct seq tuple tuple_struct map struct enum
+        identifier ignored_any
+    }
+}
+
+/// Where [`TaggedMap`] is in its two entries.
+#[derive(Clone, Copy)]
+enum TaggedEntry {
+    TypeKey,
+    TypeValue,
+    DataKey,
+    DataValue,
+    End,
+}
+
+/// The two entries of the adjacently tagged form, tag first.
+struct TaggedMap<'t, D> {
+    event_type: &'t str,
+    data: Option<D>,
+    next: TaggedEntry,
+}
+
+impl<'de, D: Deserializer<'de>> MapAccess<'de> for TaggedMap<'_, D> {
+    type Error = D::Error;
+
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, D::Error> {
+        let key = match self.next {
+            TaggedEntry::TypeKey => {
+                self.next = TaggedEntry::TypeValue;
+                "type"
+            }
+            TaggedEntry::DataKey => {
+                self.next = TaggedEntry::DataValue;
+                "data"
+            }
+            TaggedEntry::TypeValue | TaggedEntry::DataValue | TaggedEntry::End => return Ok(None),
+        };
+        seed.deserialize(BorrowedStrDeserializer::new(key))
+            .map(Some)
+    }
+
+    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, D::Error> {
+        match self.next {
+            TaggedEntry::TypeValue => {
+                self.next = TaggedEntry::DataKey;
+                seed.deserialize(StrDeserializer::new(self.event_type))
+            }
+            TaggedEntry::DataValue => {
+                self.next = TaggedEntry::End;
+                match self.data.take() {
+                    Some(data) => seed.deserialize(data),
+                    None => Err(de::Error::custom("event data read twice")),
+                }
+            }
+            TaggedEntry::TypeKey | TaggedEntry::DataKey | TaggedEntry::End => {
+                Err(de::Error::custom("map value requested before its key"))
+            }
+        }
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        Some(match self.next {
+            TaggedEntry::TypeKey | TaggedEntry::TypeValue => 2,
+            TaggedEntry::DataKey | TaggedEntry::DataValue => 1,
+            TaggedEntry::End => 0,
+        })
+    }
 }
 
 /// The adjacently tagged form that the event enums deserialise from.
@@ -273,19 +492,17 @@ trait Codec: Serialize + for<'de> Deserialize<'de> {
             source,
         };
         if schema_version == current {
-            // The common case, without building a `Value` tree: the data's raw JSON is
-            // spliced into the adjacently tagged form the enum reads.
-            let envelope: EnvelopeRaw<'_> = serde_json::from_slice(bytes).map_err(malformed)?;
-            let tag = serde_json::to_string(event_type).map_err(malformed)?;
-            let raw = envelope.data.get();
-            let mut tagged = String::with_capacity(raw.len() + tag.len() + 20);
-            tagged.push_str("{\"type\":");
-            tagged.push_str(&tag);
-            tagged.push_str(",\"data\":");
-            tagged.push_str(raw);
-            tagged.push('}');
-            let event = serde_json::from_str(&tagged).map_err(malformed)?;
-            return Ok((envelope.meta, event));
+            // The common case, in one pass: the envelope is read with a seed that hands the
+            // data straight to the enum's deserialiser, presented as the adjacently tagged
+            // form with the known type (see `TaggedSeed`); no `Value` tree, no second parse.
+            // Bytes that are UTF-8 as a whole (all of them, in practice) are read as text: one
+            // check over the record instead of one per string. Others are read as bytes,
+            // exactly as before (a refusal, unless the bad bytes are in a skipped key).
+            let read = match std::str::from_utf8(bytes) {
+                Ok(text) => read_envelope(serde_json::Deserializer::from_str(text), event_type),
+                Err(_) => read_envelope(serde_json::Deserializer::from_slice(bytes), event_type),
+            };
+            return read.map_err(malformed);
         }
         let envelope: EnvelopeIn = serde_json::from_slice(bytes).map_err(malformed)?;
         let mut data = envelope.data;
@@ -505,6 +722,351 @@ mod tests {
         }
         assert_eq!(GuaranteeEvent::event_types().count(), 4);
         assert_eq!(MovementEvent::event_types().count(), 15);
+    }
+
+    /// The decoder this crate used before the one-pass envelope read: the envelope with the
+    /// data kept raw, then the adjacently tagged form built as text and parsed again. The
+    /// one-pass decoder must agree with it on every input (accepted or not, and the value).
+    fn decode_two_pass<T: for<'de> Deserialize<'de>>(
+        event_type: &str,
+        bytes: &[u8],
+    ) -> Result<(EventMeta, T), serde_json::Error> {
+        #[derive(Deserialize)]
+        struct EnvelopeRaw<'a> {
+            meta: EventMeta,
+            #[serde(borrow)]
+            data: &'a serde_json::value::RawValue,
+        }
+        let envelope: EnvelopeRaw<'_> = serde_json::from_slice(bytes)?;
+        let tagged = format!(
+            "{{\"type\":{},\"data\":{}}}",
+            serde_json::to_string(event_type)?,
+            envelope.data.get()
+        );
+        Ok((envelope.meta, serde_json::from_str(&tagged)?))
+    }
+
+    fn office(s: &str) -> OfficeCode {
+        s.parse().unwrap()
+    }
+
+    fn at(millis: i64) -> Timestamp {
+        Timestamp::from_unix_millis(1_700_000_000_000 + millis).unwrap()
+    }
+
+    /// One event of every movement type, with optional fields both set and unset.
+    fn every_movement_event() -> Vec<MovementEvent> {
+        use crate::messages::{DeclarationChanges, TransportMode};
+        let journey = crate::fixtures::journey(at(0), 7);
+        let declaration = journey.declaration_body().clone();
+        let xof = crate::ids::Currency::xof();
+        let transport = MeansOfTransport {
+            mode: TransportMode::Road,
+            identity: "TG 1234 AB".parse().unwrap(),
+            nationality: "TG".parse().unwrap(),
+        };
+        vec![
+            MovementEvent::TransitDeclared {
+                declaration: declaration.clone(),
+            },
+            MovementEvent::TransitReleased {
+                released_at: at(1),
+                amount_reserved: Money::new(12_500_000, xof.clone()).unwrap(),
+                guarantee: "24TGGAR00000001".parse().unwrap(),
+            },
+            MovementEvent::ReleaseRefused {
+                reason: NoReleaseReason::GuaranteeNotValid,
+                remarks: "expired \"guarantee\" \u{e9}\n".to_owned(),
+            },
+            MovementEvent::AnticipatedRecordsDispatched {
+                offices_of_transit: vec![office("TGCIN001"), office("BFCIN001")],
+                office_of_destination: office("BFOUA001"),
+            },
+            MovementEvent::BorderCrossed {
+                office: office("TGCIN001"),
+                crossed_at: at(2),
+                declared_office: false,
+                seals_intact: false,
+                seals_observed: vec!["S1".parse().unwrap(), "TG-2024/0001".parse().unwrap()],
+            },
+            MovementEvent::IncidentRecorded {
+                code: IncidentCode::Transhipment,
+                place: Place {
+                    locode: Some("BFOUA".parse().unwrap()),
+                    latitude_e7: Some(123_456_789),
+                    longitude_e7: Some(-1_234_567),
+                },
+                occurred_at: at(3),
+                endorsed_by: Some(Endorsement {
+                    authority: "Gendarmerie".to_owned(),
+                    country: "BF".parse().unwrap(),
+                }),
+                new_seals: vec!["NEW1".parse().unwrap()],
+                new_transport: Some(transport.clone()),
+                description: "moved to another lorry".to_owned(),
+            },
+            MovementEvent::IncidentRecorded {
+                code: IncidentCode::Other,
+                place: Place {
+                    locode: None,
+                    latitude_e7: None,
+                    longitude_e7: None,
+                },
+                occurred_at: at(4),
+                endorsed_by: None,
+                new_seals: Vec::new(),
+                new_transport: None,
+                description: String::new(),
+            },
+            MovementEvent::DestinationChanged {
+                from: office("BFOUA001"),
+                to: office("BFBOB001"),
+                reason: "buyer moved".to_owned(),
+            },
+            MovementEvent::ArrivalRecorded {
+                office: office("BFOUA001"),
+                arrived_at: at(5),
+                declared_destination: true,
+            },
+            MovementEvent::ControlResultsRecorded {
+                office: office("BFOUA001"),
+                conform: false,
+                seals_intact: true,
+                seals_found: vec!["S1".parse().unwrap()],
+                gross_mass_g_found: Some(0),
+                packages_found: None,
+                remarks: "short".to_owned(),
+            },
+            MovementEvent::TransitDischarged {
+                amount_released: Money::new(12_500_000, xof.clone()).unwrap(),
+            },
+            MovementEvent::DeclarationCancelled {
+                reason: "duplicate".to_owned(),
+            },
+            MovementEvent::DeclarationAmended {
+                changes: DeclarationChanges {
+                    offices_of_transit: Some(declaration.offices_of_transit.clone()),
+                    office_of_destination: Some(office("BFBOB001")),
+                    time_limit: Some(at(6)),
+                    transport: Some(transport),
+                    equipment: Some(declaration.equipment.clone()),
+                    goods: Some(declaration.goods.clone()),
+                    amount_at_stake: Some(Money::new(1, xof.clone()).unwrap()),
+                },
+            },
+            MovementEvent::DeclarationAmended {
+                changes: DeclarationChanges::default(),
+            },
+            MovementEvent::EnquiryOpened {
+                reason: "overdue".to_owned(),
+            },
+            MovementEvent::EnquiryAnswered {
+                outcome: EnquiryOutcome::GoodsArrived {
+                    arrived_at: at(7),
+                    office: office("BFOUA001"),
+                },
+                remarks: "proof found".to_owned(),
+            },
+            MovementEvent::EnquiryAnswered {
+                outcome: EnquiryOutcome::GoodsNotArrived,
+                remarks: String::new(),
+            },
+            MovementEvent::DutiesRecovered {
+                amount_recovered: Money::new(12_500_000, xof).unwrap(),
+                reason: "not arrived".to_owned(),
+            },
+        ]
+    }
+
+    /// One event of every guarantee type.
+    fn every_guarantee_event() -> Vec<GuaranteeEvent> {
+        use crate::messages::Party;
+        let xof = crate::ids::Currency::xof();
+        let party = |id: &str| Party {
+            id: id.parse().unwrap(),
+            name: format!("party {id}"),
+        };
+        vec![
+            GuaranteeEvent::GuaranteeRegistered {
+                grn: "24TGGAR00000001".parse().unwrap(),
+                guarantor: party("TG-BANK1"),
+                principal: party("TG-1000123A"),
+                reference_amount: Money::new(50_000_000, xof.clone()).unwrap(),
+                valid_until: Some(at(8)),
+            },
+            GuaranteeEvent::GuaranteeRegistered {
+                grn: "24BFG1".parse().unwrap(),
+                guarantor: party("BF-BANK1"),
+                principal: party("BF-1"),
+                reference_amount: Money::new(1250, "EUR".parse().unwrap()).unwrap(),
+                valid_until: None,
+            },
+            GuaranteeEvent::GuaranteeExposureReserved {
+                mrn: mrn(),
+                amount: Money::new(10, xof.clone()).unwrap(),
+            },
+            GuaranteeEvent::GuaranteeExposureReleased {
+                mrn: mrn(),
+                amount: Money::new(10, xof.clone()).unwrap(),
+            },
+            GuaranteeEvent::GuaranteeConsumedByRecovery {
+                mrn: mrn(),
+                amount_consumed: Money::new(4, xof.clone()).unwrap(),
+                amount_released: Money::new(6, xof).unwrap(),
+            },
+        ]
+    }
+
+    #[test]
+    fn every_event_type_decodes_in_one_pass_as_through_the_tagged_form() {
+        let movements = every_movement_event();
+        let types: std::collections::BTreeSet<_> =
+            movements.iter().map(MovementEvent::event_type).collect();
+        assert_eq!(types.len(), MovementEvent::event_types().count());
+        for e in movements {
+            let bytes = e.encode(&meta());
+            let (m, back) = MovementEvent::decode(e.event_type(), 1, &bytes).unwrap();
+            assert_eq!((&m, &back), (&meta(), &e));
+            let (m2, back2) = decode_two_pass::<MovementEvent>(e.event_type(), &bytes).unwrap();
+            assert_eq!((m, back), (m2, back2));
+        }
+        let guarantees = every_guarantee_event();
+        let types: std::collections::BTreeSet<_> =
+            guarantees.iter().map(GuaranteeEvent::event_type).collect();
+        assert_eq!(types.len(), GuaranteeEvent::event_types().count());
+        for e in guarantees {
+            let bytes = e.encode(&meta());
+            let (m, back) = GuaranteeEvent::decode(e.event_type(), 1, &bytes).unwrap();
+            assert_eq!((&m, &back), (&meta(), &e));
+            let (m2, back2) = decode_two_pass::<GuaranteeEvent>(e.event_type(), &bytes).unwrap();
+            assert_eq!((m, back), (m2, back2));
+        }
+    }
+
+    /// Variations of the stored bytes of `e` (reshaped envelopes, bad data, bad ids): the
+    /// one-pass decoder must accept exactly those the two-pass one accepts, with equal values.
+    fn agrees_with_two_pass_on_variants(e: &MovementEvent) -> usize {
+        let bytes = e.encode(&meta());
+        let text = String::from_utf8(bytes.clone()).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        let meta_json = v["meta"].to_string();
+        let data_json = v["data"].to_string();
+        let mut variants: Vec<String> = vec![
+            text.clone(),
+            format!(" \n{text}\t "),
+            format!("{{\"data\":{data_json},\"meta\":{meta_json}}}"),
+            format!(
+                "{{\"x\":[1,{{\"y\":null}}],\"meta\":{meta_json},\"z\":1,\"data\":{data_json}}}"
+            ),
+            format!("[{meta_json},{data_json}]"),
+            format!("[{meta_json}]"),
+            format!("[{meta_json},{data_json},1]"),
+            "[]".to_owned(),
+            format!("{{\"meta\":{meta_json}}}"),
+            format!("{{\"data\":{data_json}}}"),
+            format!("{{\"meta\":{meta_json},\"meta\":{meta_json},\"data\":{data_json}}}"),
+            format!("{{\"meta\":{meta_json},\"data\":{data_json},\"data\":{data_json}}}"),
+            format!("{{\"meta\":{meta_json},\"data\":null}}"),
+            format!("{{\"meta\":{meta_json},\"data\":[]}}"),
+            format!("{{\"meta\":{meta_json},\"data\":{{}}}}"),
+            format!("{{\"meta\":{meta_json},\"data\":\"x\"}}"),
+            format!("{text}x"),
+            format!("{text}{{}}"),
+            text[..text.len() - 1].to_owned(),
+            "{}".to_owned(),
+            "null".to_owned(),
+            "".to_owned(),
+        ];
+        // Unknown fields in the data, and each data field in turn removed or replaced by an
+        // invalid id, a wrong type, or null.
+        if let serde_json::Value::Object(fields) = &v["data"] {
+            let mut extra = fields.clone();
+            extra.insert("unknownField".to_owned(), serde_json::json!({"a": [1, 2]}));
+            variants.push(format!(
+                "{{\"meta\":{meta_json},\"data\":{}}}",
+                serde_json::Value::Object(extra)
+            ));
+            for key in fields.keys() {
+                for replacement in [
+                    None,
+                    Some(serde_json::json!("ZZ000101")),
+                    Some(serde_json::json!("24TG00000000000005")),
+                    Some(serde_json::json!(12)),
+                    Some(serde_json::Value::Null),
+                    Some(serde_json::json!({"amountMinor": -1, "currency": "XOF"})),
+                ] {
+                    let mut changed = fields.clone();
+                    match replacement {
+                        None => {
+                            changed.remove(key);
+                        }
+                        Some(r) => {
+                            changed.insert(key.clone(), r);
+                        }
+                    }
+                    variants.push(format!(
+                        "{{\"meta\":{meta_json},\"data\":{}}}",
+                        serde_json::Value::Object(changed)
+                    ));
+                }
+            }
+        }
+        // Bytes that are not UTF-8: in a string field, and in a skipped key's string.
+        variants.push(text.replacen("\"m-1\"", "\"m-\u{fffd}\"", 1));
+        // A refused id in the meta.
+        variants.push(text.replacen("\"m-1\"", "\"m 1\"", 1));
+        variants.push(text.replacen("\"TG000101\"", "\"TG00010\"", 1));
+        let mut inputs: Vec<Vec<u8>> = variants.into_iter().map(String::into_bytes).collect();
+        let mut not_utf8 = b"{\"skipped\":\"\xff\xfe\",".to_vec();
+        not_utf8.extend_from_slice(&bytes[1..]);
+        inputs.push(not_utf8);
+        let mut not_utf8 = bytes.clone();
+        let at = text.find("m-1").unwrap();
+        not_utf8[at + 1] = 0xff;
+        inputs.push(not_utf8);
+        let mut accepted = 0;
+        for input in &inputs {
+            let variant = String::from_utf8_lossy(input);
+            let one = MovementEvent::decode(e.event_type(), 1, input);
+            let two = decode_two_pass::<MovementEvent>(e.event_type(), input);
+            match (one, two) {
+                (Ok(a), Ok(b)) => {
+                    assert_eq!(a, b, "{variant}");
+                    accepted += 1;
+                }
+                (Err(DecodeError::Malformed { .. }), Err(_)) => {}
+                (one, two) => panic!("disagree on {variant}: {one:?} vs {two:?}"),
+            }
+        }
+        accepted
+    }
+
+    #[test]
+    fn one_pass_decoder_accepts_and_refuses_exactly_what_the_two_pass_one_did() {
+        let mut accepted = 0;
+        for e in every_movement_event() {
+            accepted += agrees_with_two_pass_on_variants(&e);
+        }
+        // The reshaped-but-valid envelopes (and tolerated data variations) really were read.
+        assert!(accepted > 5 * every_movement_event().len(), "{accepted}");
+    }
+
+    #[test]
+    fn a_refused_id_in_the_data_is_reported_with_its_field() {
+        let e = MovementEvent::ArrivalRecorded {
+            office: office("BFOUA001"),
+            arrived_at: at(5),
+            declared_destination: true,
+        };
+        let text = String::from_utf8(e.encode(&meta())).unwrap();
+        let bad = text.replacen("BFOUA001", "ZZOUA001", 1);
+        let err = MovementEvent::decode(e.event_type(), 1, bad.as_bytes()).unwrap_err();
+        let message = err.to_string();
+        assert!(
+            message.contains("invalid office code")
+                && message.contains("\"ZZ\" is not an assigned ISO 3166-1 alpha-2 code"),
+            "{message}"
+        );
     }
 
     /// A pretend event family with a v2, to show (and test) how an upcaster plugs in.

@@ -7,9 +7,33 @@
 use std::fmt;
 use std::str::FromStr;
 
-use serde::{Deserialize, Serialize};
+use serde::de::{self, Unexpected, Visitor};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use time::format_description::well_known::Rfc3339;
 use time::{OffsetDateTime, UtcOffset};
+
+/// The length of an office code (an8).
+const OFFICE_LEN: usize = 8;
+/// The length of an MRN, check character included.
+const MRN_LEN: usize = 18;
+/// The longest guarantee reference.
+const GRN_LEN_MAX: usize = 24;
+/// The longest seal identifier (WCO an..35).
+const SEAL_LEN_MAX: usize = 35;
+/// The length of an HS subheading.
+const HS_LEN: usize = 6;
+/// The length of a UN/LOCODE.
+const LOCODE_LEN: usize = 5;
+/// The length of a package kind code.
+const PACKAGE_KIND_LEN: usize = 2;
+/// The longest message id.
+const MESSAGE_ID_LEN_MAX: usize = 64;
+/// The longest trader id (an..35).
+const TRADER_LEN_MAX: usize = 35;
+/// The longest vehicle identity.
+const VEHICLE_LEN_MAX: usize = 20;
+/// The length of an ISO 4217 alphabetic code.
+const CURRENCY_LEN: usize = 3;
 
 /// Why a value was refused as an identifier.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,11 +105,16 @@ impl IdError {
 }
 
 /// Declares a string newtype with the shared boilerplate: the only way in is `check`.
+///
+/// `$check` validates (and, where the type says so, normalises) any text and explains a refusal;
+/// `$fast` is a byte-level test that only answers "already valid and normalised", so that the
+/// common case (every id read back from storage) costs one pass over the bytes and at most one
+/// allocation. Anything `$fast` does not accept goes through `$check`, which decides, so `$fast`
+/// must never accept a value that `$check` would refuse or change (tested below).
 macro_rules! string_id {
-    ($(#[$doc:meta])* $name:ident, $field:literal, $check:path) => {
+    ($(#[$doc:meta])* $name:ident, $field:literal, $check:path, $fast:path) => {
         $(#[$doc])*
-        #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-        #[serde(try_from = "String", into = "String")]
+        #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
         pub struct $name(String);
 
         impl $name {
@@ -101,6 +130,9 @@ macro_rules! string_id {
         impl FromStr for $name {
             type Err = IdError;
             fn from_str(s: &str) -> Result<Self, IdError> {
+                if $fast(s.as_bytes()) {
+                    return Ok(Self(s.to_owned()));
+                }
                 $check(s)
                     .map(Self)
                     .map_err(|kind| IdError::new($field, kind))
@@ -110,7 +142,22 @@ macro_rules! string_id {
         impl TryFrom<String> for $name {
             type Error = IdError;
             fn try_from(s: String) -> Result<Self, IdError> {
+                if $fast(s.as_bytes()) {
+                    return Ok(Self(s));
+                }
                 s.parse()
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(&self.0)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                deserializer.deserialize_string(CheckedStringVisitor::<$name>::new())
             }
         }
 
@@ -193,6 +240,177 @@ fn split_ascii(s: &str, at: usize) -> (&str, &str) {
     }
 }
 
+/// Deserialises a checked value from a JSON string without an intermediate `String`: it
+/// accepts what serde's `String` accepts (a string, or bytes that are UTF-8) and refuses with
+/// the value's own error, exactly as `#[serde(try_from = "String")]` would, but a borrowed
+/// string is checked in place and copied once.
+struct CheckedStringVisitor<T>(std::marker::PhantomData<fn() -> T>);
+
+impl<T> CheckedStringVisitor<T> {
+    fn new() -> Self {
+        CheckedStringVisitor(std::marker::PhantomData)
+    }
+}
+
+impl<T> Visitor<'_> for CheckedStringVisitor<T>
+where
+    T: FromStr<Err = IdError> + TryFrom<String, Error = IdError>,
+{
+    type Value = T;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string")
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<T, E> {
+        v.parse().map_err(E::custom)
+    }
+
+    fn visit_string<E: de::Error>(self, v: String) -> Result<T, E> {
+        T::try_from(v).map_err(E::custom)
+    }
+
+    fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<T, E> {
+        match std::str::from_utf8(v) {
+            Ok(s) => self.visit_str(s),
+            Err(_) => Err(E::invalid_value(Unexpected::Bytes(v), &self)),
+        }
+    }
+
+    fn visit_byte_buf<E: de::Error>(self, v: Vec<u8>) -> Result<T, E> {
+        match String::from_utf8(v) {
+            Ok(s) => self.visit_string(s),
+            Err(e) => Err(E::invalid_value(Unexpected::Bytes(&e.into_bytes()), &self)),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Byte-level fast checks: each accepts only values its full check accepts unchanged.
+
+fn is_upper_alnum_byte(b: u8) -> bool {
+    b.is_ascii_uppercase() || b.is_ascii_digit()
+}
+
+/// Two bytes that form an assigned ISO 3166-1 alpha-2 code.
+fn is_country_bytes(a: u8, b: u8) -> bool {
+    if !a.is_ascii_uppercase() || !b.is_ascii_uppercase() {
+        return false;
+    }
+    COUNTRY_BITS
+        .get(usize::from(a - b'A'))
+        .is_some_and(|row| row & (1 << (b - b'A')) != 0)
+}
+
+fn fast_country(s: &[u8]) -> bool {
+    matches!(s, [a, b] if is_country_bytes(*a, *b))
+}
+
+fn fast_office(s: &[u8]) -> bool {
+    match s {
+        [a, b, rest @ ..] => {
+            s.len() == OFFICE_LEN
+                && is_country_bytes(*a, *b)
+                && rest.iter().all(|c| is_upper_alnum_byte(*c))
+        }
+        _ => false,
+    }
+}
+
+fn fast_mrn(s: &[u8]) -> bool {
+    let [y1, y2, c1, c2, ..] = s else {
+        return false;
+    };
+    let (Some(body), Some(found)) = (s.get(..MRN_LEN - 1), s.get(MRN_LEN - 1)) else {
+        return false;
+    };
+    s.len() == MRN_LEN
+        && y1.is_ascii_digit()
+        && y2.is_ascii_digit()
+        && is_country_bytes(*c1, *c2)
+        && iso6346_check_bytes(body) == Some(*found)
+}
+
+fn fast_grn(s: &[u8]) -> bool {
+    match s {
+        [y1, y2, c1, c2, rest @ ..] => {
+            s.len() <= GRN_LEN_MAX
+                && !rest.is_empty()
+                && y1.is_ascii_digit()
+                && y2.is_ascii_digit()
+                && is_country_bytes(*c1, *c2)
+                && rest.iter().all(|c| is_upper_alnum_byte(*c))
+        }
+        _ => false,
+    }
+}
+
+fn fast_seal(s: &[u8]) -> bool {
+    !s.is_empty()
+        && s.len() <= SEAL_LEN_MAX
+        && s.iter()
+            .all(|c| is_upper_alnum_byte(*c) || *c == b'-' || *c == b'/')
+}
+
+fn fast_hs(s: &[u8]) -> bool {
+    match s {
+        [a, b, ..] => {
+            s.len() == HS_LEN
+                && s.iter().all(u8::is_ascii_digit)
+                && matches!((a - b'0') * 10 + (b - b'0'), 1..=76 | 78..=97)
+        }
+        _ => false,
+    }
+}
+
+fn fast_locode(s: &[u8]) -> bool {
+    match s {
+        [a, b, rest @ ..] => {
+            s.len() == LOCODE_LEN
+                && is_country_bytes(*a, *b)
+                && rest
+                    .iter()
+                    .all(|c| c.is_ascii_uppercase() || (b'2'..=b'9').contains(c))
+        }
+        _ => false,
+    }
+}
+
+fn fast_package_kind(s: &[u8]) -> bool {
+    s.len() == PACKAGE_KIND_LEN && s.iter().all(|c| is_upper_alnum_byte(*c))
+}
+
+fn fast_message_id(s: &[u8]) -> bool {
+    !s.is_empty()
+        && s.len() <= MESSAGE_ID_LEN_MAX
+        && s.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b':' | b'-'))
+}
+
+fn fast_trader(s: &[u8]) -> bool {
+    !s.is_empty()
+        && s.len() <= TRADER_LEN_MAX
+        && s.iter().all(|c| is_upper_alnum_byte(*c) || *c == b'-')
+}
+
+fn fast_vehicle(s: &[u8]) -> bool {
+    // Already trimmed: no leading or trailing space (and so not empty).
+    match (s.first(), s.last()) {
+        (Some(first), Some(last)) => {
+            *first != b' '
+                && *last != b' '
+                && s.len() <= VEHICLE_LEN_MAX
+                && s.iter()
+                    .all(|c| is_upper_alnum_byte(*c) || *c == b'-' || *c == b' ')
+        }
+        _ => false,
+    }
+}
+
+fn fast_currency(s: &[u8]) -> bool {
+    s.len() == CURRENCY_LEN && CURRENCIES.iter().any(|(code, _)| code.as_bytes() == s)
+}
+
 // ---------------------------------------------------------------------------------------------
 // Countries.
 
@@ -218,10 +436,24 @@ const ISO_3166_ALPHA2: [&str; 249] = [
     "VN", "VU", "WF", "WS", "YE", "YT", "ZA", "ZM", "ZW",
 ];
 
+/// The assigned codes as a bitmap: bit `second - 'A'` of row `first - 'A'`.
+const COUNTRY_BITS: [u32; 26] = country_bits();
+
+const fn country_bits() -> [u32; 26] {
+    let mut bits = [0_u32; 26];
+    let mut i = 0;
+    while i < ISO_3166_ALPHA2.len() {
+        let code = ISO_3166_ALPHA2[i].as_bytes();
+        bits[(code[0] - b'A') as usize] |= 1 << (code[1] - b'A');
+        i += 1;
+    }
+    bits
+}
+
 fn check_country(s: &str) -> Result<String, IdErrorKind> {
     check_len_exact(s, 2)?;
     check_chars(s, 0, |c| c.is_ascii_uppercase())?;
-    if ISO_3166_ALPHA2.binary_search(&s).is_err() {
+    if !fast_country(s.as_bytes()) {
         return Err(IdErrorKind::UnknownCountry(s.to_owned()));
     }
     Ok(s.to_owned())
@@ -231,7 +463,8 @@ string_id!(
     /// An ISO 3166-1 alpha-2 country code, checked against the list of assigned codes.
     CountryCode,
     "country code",
-    check_country
+    check_country,
+    fast_country
 );
 
 impl CountryCode {
@@ -245,7 +478,7 @@ impl CountryCode {
 // Offices, MRN, GRN.
 
 fn check_office(s: &str) -> Result<String, IdErrorKind> {
-    check_len_exact(s, 8)?;
+    check_len_exact(s, OFFICE_LEN)?;
     check_chars(s, 0, |c| c.is_ascii())?;
     let (country, rest) = split_ascii(s, 2);
     check_chars(country, 0, |c| c.is_ascii_uppercase())?;
@@ -259,7 +492,8 @@ string_id!(
     /// e.g. `TG000101` for the port of Lomé in this project's fixtures.
     OfficeCode,
     "office code",
-    check_office
+    check_office,
+    fast_office
 );
 
 impl OfficeCode {
@@ -291,6 +525,48 @@ fn iso6346_value(c: char) -> Option<u32> {
     None
 }
 
+/// ISO 6346 values of the bytes `'0'..='Z'` (0 where the byte has none), from `iso6346_value`'s
+/// rule; a test compares the two.
+const ISO6346_VALUES: [u8; 43] = iso6346_values();
+
+const fn iso6346_values() -> [u8; 43] {
+    let mut values = [0_u8; 43];
+    let mut d = 0;
+    while d < 10 {
+        values[d] = d as u8;
+        d += 1;
+    }
+    let mut value = 10;
+    let mut letter = 0;
+    while letter < 26 {
+        if value % 11 == 0 {
+            value += 1;
+        }
+        values[(b'A' - b'0') as usize + letter] = value;
+        value += 1;
+        letter += 1;
+    }
+    values
+}
+
+/// The ISO 6346 check character (an ASCII digit) of upper-case alphanumeric bytes, `None` if
+/// a byte is not one (or there are more than 32 of them).
+fn iso6346_check_bytes(s: &[u8]) -> Option<u8> {
+    if s.len() > 32 {
+        return None;
+    }
+    let mut sum: u64 = 0;
+    for (i, c) in s.iter().enumerate() {
+        if !is_upper_alnum_byte(*c) {
+            return None;
+        }
+        let value = ISO6346_VALUES.get(usize::from(c - b'0'))?;
+        sum += u64::from(*value) << i;
+    }
+    // `sum % 11 % 10` is below 10, so this is one ASCII digit.
+    Some(b'0' + (sum % 11 % 10) as u8)
+}
+
 /// ISO 6346 check digit over `s`: sum of value * 2^position, mod 11, then mod 10.
 fn iso6346_check(s: &str) -> Result<char, IdErrorKind> {
     let mut sum: u64 = 0;
@@ -307,7 +583,7 @@ fn iso6346_check(s: &str) -> Result<char, IdErrorKind> {
 }
 
 fn check_mrn_body(s: &str) -> Result<(), IdErrorKind> {
-    check_len_exact(s, 17)?;
+    check_len_exact(s, MRN_LEN - 1)?;
     check_chars(s, 0, |c| c.is_ascii())?;
     let (year, rest) = split_ascii(s, 2);
     check_chars(year, 0, |c| c.is_ascii_digit())?;
@@ -319,9 +595,9 @@ fn check_mrn_body(s: &str) -> Result<(), IdErrorKind> {
 }
 
 fn check_mrn(s: &str) -> Result<String, IdErrorKind> {
-    check_len_exact(s, 18)?;
+    check_len_exact(s, MRN_LEN)?;
     check_chars(s, 0, |c| c.is_ascii())?;
-    let (body, found) = split_ascii(s, 17);
+    let (body, found) = split_ascii(s, MRN_LEN - 1);
     check_mrn_body(body)?;
     check_chars(found, 17, is_upper_alnum)?;
     let expected = iso6346_check(body)?;
@@ -337,7 +613,8 @@ string_id!(
     /// alphanumerics and an ISO 6346 check character, as the EU's NCTS computes it.
     Mrn,
     "MRN",
-    check_mrn
+    check_mrn,
+    fast_mrn
 );
 
 impl Mrn {
@@ -376,7 +653,7 @@ impl Mrn {
 }
 
 fn check_grn(s: &str) -> Result<String, IdErrorKind> {
-    check_len_range(s, 24)?;
+    check_len_range(s, GRN_LEN_MAX)?;
     check_chars(s, 0, |c| c.is_ascii())?;
     if s.len() < 5 {
         return Err(IdErrorKind::OutOfRange(
@@ -397,7 +674,8 @@ string_id!(
     /// alphanumerics (24 characters at most).
     GuaranteeReference,
     "guarantee reference",
-    check_grn
+    check_grn,
+    fast_grn
 );
 
 impl GuaranteeReference {
@@ -412,7 +690,7 @@ impl GuaranteeReference {
 
 fn check_seal(s: &str) -> Result<String, IdErrorKind> {
     let s = s.trim().to_ascii_uppercase();
-    check_len_range(&s, 35)?;
+    check_len_range(&s, SEAL_LEN_MAX)?;
     check_chars(&s, 0, |c| is_upper_alnum(c) || c == '-' || c == '/')?;
     Ok(s)
 }
@@ -422,11 +700,12 @@ string_id!(
     /// departure, at the border and at destination compares equal.
     SealId,
     "seal id",
-    check_seal
+    check_seal,
+    fast_seal
 );
 
 fn check_hs(s: &str) -> Result<String, IdErrorKind> {
-    check_len_exact(s, 6)?;
+    check_len_exact(s, HS_LEN)?;
     check_chars(s, 0, |c| c.is_ascii_digit())?;
     let chapter: u8 = s[..2]
         .parse()
@@ -444,7 +723,8 @@ string_id!(
     /// A 6-digit Harmonized System subheading, e.g. `100630` (semi-milled or wholly milled rice).
     HsCode,
     "HS code",
-    check_hs
+    check_hs,
+    fast_hs
 );
 
 impl HsCode {
@@ -466,7 +746,7 @@ impl HsCode {
 }
 
 fn check_locode(s: &str) -> Result<String, IdErrorKind> {
-    check_len_exact(s, 5)?;
+    check_len_exact(s, LOCODE_LEN)?;
     check_chars(s, 0, |c| c.is_ascii())?;
     let (country, place) = split_ascii(s, 2);
     check_chars(country, 0, |c| c.is_ascii_uppercase())?;
@@ -483,7 +763,8 @@ string_id!(
     /// A UN/LOCODE: the country's alpha-2 code then 3 characters from A-Z and 2-9.
     UnLocode,
     "UN/LOCODE",
-    check_locode
+    check_locode,
+    fast_locode
 );
 
 impl UnLocode {
@@ -494,7 +775,7 @@ impl UnLocode {
 }
 
 fn check_package_kind(s: &str) -> Result<String, IdErrorKind> {
-    check_len_exact(s, 2)?;
+    check_len_exact(s, PACKAGE_KIND_LEN)?;
     check_chars(s, 0, is_upper_alnum)?;
     Ok(s.to_owned())
 }
@@ -504,11 +785,12 @@ string_id!(
     /// for bag).
     PackageKindCode,
     "package kind code",
-    check_package_kind
+    check_package_kind,
+    fast_package_kind
 );
 
 fn check_message_id(s: &str) -> Result<String, IdErrorKind> {
-    check_len_range(s, 64)?;
+    check_len_range(s, MESSAGE_ID_LEN_MAX)?;
     check_chars(s, 0, |c| {
         c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-')
     })?;
@@ -519,11 +801,12 @@ string_id!(
     /// The sender's identifier of one message: the idempotency key of the ledger.
     MessageId,
     "message id",
-    check_message_id
+    check_message_id,
+    fast_message_id
 );
 
 fn check_trader(s: &str) -> Result<String, IdErrorKind> {
-    check_len_range(s, 35)?;
+    check_len_range(s, TRADER_LEN_MAX)?;
     check_chars(s, 0, |c| is_upper_alnum(c) || c == '-')?;
     Ok(s.to_owned())
 }
@@ -532,12 +815,13 @@ string_id!(
     /// A trader identifier (a TIN or EORI-like number, an..35).
     TraderId,
     "trader id",
-    check_trader
+    check_trader,
+    fast_trader
 );
 
 fn check_vehicle(s: &str) -> Result<String, IdErrorKind> {
     let s = s.trim().to_ascii_uppercase();
-    check_len_range(&s, 20)?;
+    check_len_range(&s, VEHICLE_LEN_MAX)?;
     check_chars(&s, 0, |c| is_upper_alnum(c) || c == '-' || c == ' ')?;
     Ok(s)
 }
@@ -547,7 +831,8 @@ string_id!(
     /// the same truck seen by two administrations compares equal.
     VehicleId,
     "vehicle id",
-    check_vehicle
+    check_vehicle,
+    fast_vehicle
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -579,7 +864,7 @@ fn currency_index(s: &str) -> Option<usize> {
 }
 
 fn check_currency(s: &str) -> Result<String, IdErrorKind> {
-    check_len_exact(s, 3)?;
+    check_len_exact(s, CURRENCY_LEN)?;
     check_chars(s, 0, |c| c.is_ascii_uppercase())?;
     if currency_index(s).is_none() {
         return Err(IdErrorKind::UnknownCurrency(s.to_owned()));
@@ -591,7 +876,8 @@ string_id!(
     /// An ISO 4217 alphabetic currency code from the ledger's list (XOF, XAF, GHS, NGN, EUR...).
     Currency,
     "currency",
-    check_currency
+    check_currency,
+    fast_currency
 );
 
 impl Currency {
@@ -745,9 +1031,15 @@ impl fmt::Display for Money {
 
 /// A point in time, always in UTC, serialised as an RFC 3339 string. Its year is kept within
 /// 0000..=9999 so that it can always be printed as RFC 3339.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(into = "String")]
 pub struct Timestamp(OffsetDateTime);
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_string(CheckedStringVisitor::<Timestamp>::new())
+    }
+}
 
 impl Timestamp {
     /// The field name used in errors.
@@ -848,6 +1140,154 @@ mod tests {
             let e = bad.parse::<CountryCode>().unwrap_err();
             assert_eq!(e.field, "country code");
         }
+    }
+
+    #[test]
+    fn country_bitmap_is_the_table() {
+        for a in b'A'..=b'Z' {
+            for b in b'A'..=b'Z' {
+                let code = String::from_utf8(vec![a, b]).unwrap();
+                assert_eq!(
+                    is_country_bytes(a, b),
+                    ISO_3166_ALPHA2.contains(&code.as_str()),
+                    "{code}"
+                );
+            }
+        }
+        assert!(!is_country_bytes(b't', b'g'));
+        assert!(!is_country_bytes(b'@', b'['));
+    }
+
+    #[test]
+    fn iso6346_table_is_the_rule() {
+        for c in ('0'..='9').chain('A'..='Z') {
+            let byte = c as u8;
+            assert_eq!(
+                u32::from(ISO6346_VALUES[usize::from(byte - b'0')]),
+                iso6346_value(c).unwrap()
+            );
+        }
+        assert_eq!(iso6346_check_bytes(b"CSQU305438"), Some(b'3'));
+        assert_eq!(iso6346_check_bytes(b"24TGLOME000000001"), Some(b'7'));
+        assert_eq!(iso6346_check_bytes(b"24tg"), None);
+    }
+
+    /// Every single-character change of `valid` (from an alphabet with lower case, spaces,
+    /// punctuation and a non-ASCII letter), every truncation and some extensions.
+    fn neighbours(valid: &str) -> Vec<String> {
+        let alphabet: Vec<char> = ('0'..='9')
+            .chain('A'..='Z')
+            .chain(['a', 'z', '-', '/', ' ', '\t', '.', '_', ':', '@', '[', 'é'])
+            .collect();
+        let chars: Vec<char> = valid.chars().collect();
+        let mut out = vec![valid.to_owned(), String::new()];
+        for pos in 0..chars.len() {
+            for c in &alphabet {
+                let mut changed = chars.clone();
+                changed[pos] = *c;
+                out.push(changed.iter().collect());
+            }
+            out.push(chars[..pos].iter().collect());
+            let mut removed = chars.clone();
+            removed.remove(pos);
+            out.push(removed.iter().collect());
+        }
+        for c in &alphabet {
+            out.push(format!("{valid}{c}"));
+            out.push(format!("{c}{valid}"));
+        }
+        out.push(valid.repeat(3));
+        out
+    }
+
+    /// The fast check never accepts what the full check refuses or would change, and accepts
+    /// the valid samples (so the fast path is the one taken in practice).
+    fn fast_is_a_subset_of_check(
+        fast: fn(&[u8]) -> bool,
+        check: fn(&str) -> Result<String, IdErrorKind>,
+        valid: &[&str],
+    ) {
+        let mut fast_accepted = 0;
+        for sample in valid {
+            assert!(fast(sample.as_bytes()), "{sample}");
+            for s in neighbours(sample) {
+                if fast(s.as_bytes()) {
+                    assert_eq!(check(&s), Ok(s.clone()), "{s:?}");
+                    fast_accepted += 1;
+                }
+            }
+        }
+        assert!(fast_accepted >= valid.len());
+    }
+
+    #[test]
+    fn fast_checks_only_accept_what_the_full_checks_accept_unchanged() {
+        fast_is_a_subset_of_check(fast_country, check_country, &["TG", "BF", "ZW", "AD"]);
+        fast_is_a_subset_of_check(fast_office, check_office, &["TG000101", "BFCIN001"]);
+        fast_is_a_subset_of_check(
+            fast_mrn,
+            check_mrn,
+            &["24TG00000000000006", "24TGLOME0000000017"],
+        );
+        fast_is_a_subset_of_check(
+            fast_grn,
+            check_grn,
+            &["24TGGAR00000001", "24TG1", "24TG12345678901234567890"],
+        );
+        fast_is_a_subset_of_check(fast_seal, check_seal, &["TG-2024/0001", "S1", "A"]);
+        fast_is_a_subset_of_check(fast_hs, check_hs, &["100630", "271019", "010101", "970000"]);
+        fast_is_a_subset_of_check(fast_locode, check_locode, &["BFOUA", "TGLFW", "BF2A9"]);
+        fast_is_a_subset_of_check(fast_package_kind, check_package_kind, &["BG", "1A"]);
+        fast_is_a_subset_of_check(
+            fast_message_id,
+            check_message_id,
+            &["msg-1:2_a.b", "m", &"x".repeat(64)],
+        );
+        fast_is_a_subset_of_check(fast_trader, check_trader, &["TG-1000123A", "T"]);
+        fast_is_a_subset_of_check(fast_vehicle, check_vehicle, &["TG 1234 AB", "A-1"]);
+        fast_is_a_subset_of_check(fast_currency, check_currency, &["XOF", "EUR", "CHF", "XPF"]);
+        // The normalising types still normalise what the fast check passes over.
+        assert_eq!(" tg 1 ".parse::<VehicleId>().unwrap().as_str(), "TG 1");
+        assert_eq!("s1".parse::<SealId>().unwrap().as_str(), "S1");
+        assert_eq!(
+            VehicleId::try_from(" tg 1 ".to_owned()).unwrap().as_str(),
+            "TG 1"
+        );
+    }
+
+    #[test]
+    fn ids_deserialise_like_a_checked_string() {
+        // The same errors as `#[serde(try_from = "String")]`: the value's own, or serde's
+        // "expected a string".
+        let e = serde_json::from_str::<Mrn>(r#""24TG00000000000005""#).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid MRN: check character is '5', expected '6' at line 1 column 20"
+        );
+        let e = serde_json::from_str::<OfficeCode>("12").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid type: integer `12`, expected a string at line 1 column 2"
+        );
+        let e = serde_json::from_str::<Timestamp>(r#""yesterday""#).unwrap_err();
+        assert!(e.to_string().starts_with("invalid timestamp: "), "{e}");
+        // Escaped strings (handed over as owned or scratch text) are checked the same way.
+        let o: OfficeCode = serde_json::from_str(r#""TG\u0030001\u00301""#).unwrap();
+        assert_eq!(o.as_str(), "TG000101");
+        assert!(serde_json::from_str::<OfficeCode>(r#""TG00010\u0061""#).is_err());
+        let v: VehicleId = serde_json::from_value(serde_json::json!(" tg 1 ")).unwrap();
+        assert_eq!(v.as_str(), "TG 1");
+        let m: Mrn = serde_json::from_value(serde_json::json!("24TG00000000000006")).unwrap();
+        assert_eq!(m.as_str(), "24TG00000000000006");
+        assert!(serde_json::from_value::<Mrn>(serde_json::json!("24TG00000000000005")).is_err());
+        let t: Timestamp =
+            serde_json::from_value(serde_json::json!("2024-03-01T08:00:00Z")).unwrap();
+        assert_eq!(t.unix_millis(), 1_709_280_000_000);
+        // Serialising writes the text as it is.
+        assert_eq!(
+            serde_json::to_string(&"tg-1".parse::<SealId>().unwrap()).unwrap(),
+            r#""TG-1""#
+        );
     }
 
     #[test]
