@@ -68,6 +68,26 @@ async fn submit_journeys(ledger: &Ledger, serials: std::ops::Range<u32>) -> u64 
     last
 }
 
+/// Runs the projections while the journeys with the given serials are submitted, until they
+/// have applied the last event; stops them (storing their snapshot) and returns that last
+/// position and the live views' hashes.
+async fn follow_journeys_then_stop(
+    node: &Node,
+    projections: &Arc<Projections>,
+    serials: std::ops::Range<u32>,
+) -> (u64, ViewHashes) {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let runner = tokio::spawn(projections.clone().run(node.store.clone(), stop_rx));
+    let last = submit_journeys(&node.ledger, serials).await;
+    tokio::time::timeout(WAIT, projections.wait_for(last))
+        .await
+        .unwrap();
+    let live = projections.read().hashes();
+    stop_tx.send(true).unwrap();
+    runner.await.unwrap();
+    (last, live)
+}
+
 async fn rebuilt_hashes(store: &dyn EventStore) -> ViewHashes {
     rebuild(store, 100, |_| {}).await.unwrap().hashes()
 }
@@ -83,15 +103,7 @@ async fn views_resume_from_their_snapshot_and_match_a_rebuild() {
     )
     .await;
     assert_eq!(restored, Restored::Empty);
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let runner = tokio::spawn(projections.clone().run(node.store.clone(), stop_rx));
-    let last = submit_journeys(&node.ledger, 1..6).await;
-    tokio::time::timeout(WAIT, projections.wait_for(last))
-        .await
-        .unwrap();
-    let live = projections.read().hashes();
-    stop_tx.send(true).unwrap();
-    runner.await.unwrap();
+    let (last, live) = follow_journeys_then_stop(&node, &projections, 1..6).await;
     assert!(dir.path().join("data/views").join(SNAPSHOT_FILE).exists());
 
     // A restart loads the snapshot at the head of the log: nothing to replay.
@@ -501,15 +513,7 @@ async fn rebuild_by_lending_and_by_read_all_equal_the_live_views_and_report_bad_
         policy(dir.path(), 1_000_000),
     )
     .await;
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let runner = tokio::spawn(projections.clone().run(node.store.clone(), stop_rx));
-    let last = submit_journeys(&node.ledger, 1..8).await;
-    tokio::time::timeout(WAIT, projections.wait_for(last))
-        .await
-        .unwrap();
-    let live = projections.read().hashes();
-    stop_tx.send(true).unwrap();
-    runner.await.unwrap();
+    let (last, live) = follow_journeys_then_stop(&node, &projections, 1..8).await;
     assert!(node.store.sequential_reader().is_some());
     let without = WithoutLending(node.store.clone());
     assert!(without.sequential_reader().is_none());
