@@ -679,20 +679,25 @@ impl Lanes {
 
 /// What a lane does with a page it has applied: the last lane done with it reports the
 /// progress and hands the page back to the producer, to be emptied and refilled there.
+///
+/// Neither hand-off ever waits. A lane that waited for the runtime to take its progress could
+/// close a cycle (lane waits for the runtime, the producer for the lane, the runtime for the
+/// producer): progress is one number per page (a few kB for the largest log), so its channel
+/// is unbounded.
 #[derive(Clone)]
 struct PageDone {
     spare_pages: std::sync::mpsc::SyncSender<DecodedPage>,
-    progress: tokio::sync::mpsc::Sender<u64>,
+    progress: tokio::sync::mpsc::UnboundedSender<u64>,
 }
 
 impl PageDone {
     fn done(&self, page: Arc<DecodedPage>) {
         if let Some(page) = Arc::into_inner(page) {
             let applied = page.last().map(|(p, _)| *p + 1);
-            // Never waits: when the producer is gone or behind, the page is freed here.
+            // When the producer is gone or behind, the page is freed here.
             let _ = self.spare_pages.try_send(page);
             if let Some(applied) = applied {
-                let _ = self.progress.blocking_send(applied);
+                let _ = self.progress.send(applied);
             }
         }
     }
@@ -727,7 +732,7 @@ pub async fn rebuild(
     // the OS (page faults, zeroing) for each page.
     let (spare_tx, spare_rx) =
         std::sync::mpsc::sync_channel::<DecodedPage>(2 * REBUILD_PIPELINE_PAGES);
-    let (applied_tx, mut applied_rx) = tokio::sync::mpsc::channel::<u64>(REBUILD_PIPELINE_PAGES);
+    let (applied_tx, mut applied_rx) = tokio::sync::mpsc::unbounded_channel::<u64>();
     let done = PageDone {
         spare_pages: spare_tx,
         progress: applied_tx,
@@ -782,7 +787,8 @@ pub async fn rebuild(
                 .spawn(move || read_and_decode(reader, page, &lanes, &spare_rx))
                 .map_err(ledger_store::StoreError::Io)?;
             let (views, ()) = tokio::join!(applied, drain);
-            let _ = producer.join();
+            // The producer stops at the head or as soon as the lanes are gone.
+            let _ = tokio::task::spawn_blocking(move || producer.join()).await;
             views
         }
         None => {
@@ -848,21 +854,23 @@ fn read_and_decode(
 }
 
 /// The rebuild's producer over [`EventStore::read_all`]: reads pages on the runtime and
-/// decodes them on a thread of their own.
+/// decodes them on a thread of their own. The runtime side only ever awaits (a blocking send
+/// here would stall the task that drains the progress, the other branches of the rebuild's
+/// `join!`).
 async fn read_all_and_decode(
     store: &dyn EventStore,
     page: usize,
     lanes: Lanes,
     spare_pages: std::sync::mpsc::Receiver<DecodedPage>,
 ) {
-    let (raw_tx, raw_rx) = std::sync::mpsc::sync_channel::<
+    let (raw_tx, mut raw_rx) = tokio::sync::mpsc::channel::<
         Result<Vec<RecordedEvent>, ledger_store::StoreError>,
     >(REBUILD_PIPELINE_PAGES);
     let errors = lanes.read_models.clone();
     let decoder = std::thread::Builder::new()
         .name("rebuild-decode".to_owned())
         .spawn(move || {
-            for records in raw_rx {
+            while let Some(records) = raw_rx.blocking_recv() {
                 let page = records.map_err(RebuildError::from).and_then(|records| {
                     let mut decoded = spare_pages.try_recv().unwrap_or_default();
                     decode_page(
@@ -879,7 +887,8 @@ async fn read_all_and_decode(
     let decoder = match decoder {
         Ok(d) => d,
         Err(e) => {
-            let _ = errors.send(Err(ledger_store::StoreError::Io(e).into()));
+            // Nothing was sent yet: the lane has room, this never waits.
+            let _ = errors.try_send(Err(ledger_store::StoreError::Io(e).into()));
             return;
         }
     };
@@ -897,7 +906,7 @@ async fn read_all_and_decode(
             Err(_) => true,
         };
         // The decoder only stops early after an error, which the read-models lane reports.
-        if raw_tx.send(read).is_err() || stop {
+        if raw_tx.send(read).await.is_err() || stop {
             break;
         }
     }

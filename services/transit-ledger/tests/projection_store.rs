@@ -432,8 +432,27 @@ async fn the_replay_command_prints_the_live_hashes_and_can_store_the_views() {
 }
 
 /// The same log without [`EventStore::sequential_reader`], as a remote backend offers it: a
-/// rebuild then reads pages with `read_all` and decodes them on a thread of its own.
-struct WithoutLending(Arc<dyn EventStore>);
+/// rebuild then reads pages with `read_all` and decodes them on a thread of its own. With
+/// `.1`, `read_all` answers from those events in memory at once, never yielding to the runtime
+/// (as a cache or an in-memory backend would).
+struct WithoutLending(
+    Arc<dyn EventStore>,
+    Option<Vec<ledger_store::RecordedEvent>>,
+);
+
+impl WithoutLending {
+    fn new(store: Arc<dyn EventStore>) -> Self {
+        WithoutLending(store, None)
+    }
+
+    async fn answering_at_once(store: Arc<dyn EventStore>) -> Self {
+        let events = store
+            .read_all(0, usize::try_from(store.head()).unwrap())
+            .await
+            .unwrap();
+        WithoutLending(store, Some(events))
+    }
+}
 
 #[async_trait::async_trait]
 impl EventStore for WithoutLending {
@@ -462,7 +481,15 @@ impl EventStore for WithoutLending {
         from_position: u64,
         max_count: usize,
     ) -> Result<Vec<ledger_store::RecordedEvent>, ledger_store::StoreError> {
-        self.0.read_all(from_position, max_count).await
+        match &self.1 {
+            Some(events) => Ok(events
+                .iter()
+                .skip(usize::try_from(from_position).unwrap())
+                .take(max_count)
+                .cloned()
+                .collect()),
+            None => self.0.read_all(from_position, max_count).await,
+        }
     }
     async fn event_by_id(
         &self,
@@ -515,16 +542,20 @@ async fn rebuild_by_lending_and_by_read_all_equal_the_live_views_and_report_bad_
     .await;
     let (last, live) = follow_journeys_then_stop(&node, &projections, 1..8).await;
     assert!(node.store.sequential_reader().is_some());
-    let without = WithoutLending(node.store.clone());
+    let without = WithoutLending::new(node.store.clone());
     assert!(without.sequential_reader().is_none());
     for page in [1, 7, 100, ledger_store::READ_EVENTS_MAX] {
         for store in [node.store.as_ref(), &without as &dyn EventStore] {
             let mut reported = 0;
-            let views = rebuild(store, page, |done| {
-                assert!(done > reported, "progress goes forward");
-                reported = done;
-            })
+            let views = tokio::time::timeout(
+                WAIT,
+                rebuild(store, page, |done| {
+                    assert!(done > reported, "progress goes forward");
+                    reported = done;
+                }),
+            )
             .await
+            .unwrap_or_else(|_| panic!("page {page}: the rebuild hangs"))
             .unwrap();
             assert_eq!(views.hashes(), live, "page {page}");
             assert_eq!(reported, last + 1, "page {page}");
@@ -549,8 +580,59 @@ async fn rebuild_by_lending_and_by_read_all_equal_the_live_views_and_report_bad_
         .await
         .unwrap();
     for store in [node.store.as_ref(), &without as &dyn EventStore] {
-        let err = rebuild(store, 3, |_| {}).await.unwrap_err().to_string();
+        let err = tokio::time::timeout(WAIT, rebuild(store, 3, |_| {}))
+            .await
+            .expect("the rebuild hangs")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains(&bad.to_string()), "{err}");
         assert!(err.contains("TransitTeleported"), "{err}");
+    }
+}
+
+/// The runtime side of a rebuild may be slow to take its progress (a busy runtime, or a
+/// progress callback that takes its time, like a terminal): the reading, decoding and applying
+/// threads never wait for it, so a slow taker slows nothing and no hand-off can close a cycle.
+/// Session 4's pipeline blocked here (a lane waiting to report progress, the decoder waiting
+/// for the lane, the runtime's blocking send waiting for the decoder): about one run in twenty
+/// on a loaded machine, and every time with a store that answers `read_all` at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rebuild_never_waits_for_a_slow_progress_taker() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = open_node(dir.path());
+    let (projections, _) = Projections::open(
+        node.clock.clone(),
+        node.store.as_ref(),
+        policy(dir.path(), 1_000_000),
+    )
+    .await;
+    let (last, live) = follow_journeys_then_stop(&node, &projections, 1..6).await;
+    let without = WithoutLending::new(node.store.clone());
+    let at_once = WithoutLending::answering_at_once(node.store.clone()).await;
+    for round in 0..3 {
+        for store in [
+            node.store.as_ref(),
+            &without as &dyn EventStore,
+            &at_once as &dyn EventStore,
+        ] {
+            let mut calls = 0u64;
+            let mut reported = 0;
+            let views = tokio::time::timeout(
+                WAIT,
+                rebuild(store, 1, |done| {
+                    // Blocks the task that also reads (for `read_all`) and drains progress.
+                    std::thread::sleep(Duration::from_micros(300));
+                    assert!(done > reported, "progress goes forward");
+                    reported = done;
+                    calls += 1;
+                }),
+            )
+            .await
+            .unwrap_or_else(|_| panic!("round {round}: the rebuild hangs"))
+            .unwrap();
+            assert_eq!(views.hashes(), live, "round {round}");
+            assert_eq!(reported, last + 1, "round {round}");
+            assert_eq!(calls, last + 1, "round {round}: once per page of one event");
+        }
     }
 }
