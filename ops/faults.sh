@@ -41,7 +41,8 @@ cargo test -p transit-ledger --locked --no-run $(printf -- '--test %s ' "${tests
 for t in "${tests[@]}"; do
   echo "== faults: $t"
   t0=$(date +%s)
-  cargo test -p transit-ledger --locked --test "$t" -- --nocapture --test-threads=1
+  ops/watchdog.sh "${FAULT_TIMEOUT_SECONDS:-600}" "$t" \
+    cargo test -p transit-ledger --locked --test "$t" -- --nocapture --test-threads=1
   echo "== faults: $t passed in $(( $(date +%s) - t0 )) s"
 done
 
