@@ -36,8 +36,10 @@ cargo test --workspace --locked --no-run
 # A test that hangs fails the run after TEST_TIMEOUT_SECONDS, with the stacks of the hung test
 # process printed (ops/watchdog.sh). The suite itself takes about 6 minutes on 2 cores.
 echo "== cargo test (CRASH_CYCLES=${CRASH_CYCLES:-20})"
+t0=$(date +%s)
 ops/watchdog.sh "${TEST_TIMEOUT_SECONDS:-1200}" "cargo test" \
   cargo test --workspace --locked -- --test-threads=2
+echo "== cargo test passed in $(( $(date +%s) - t0 )) s"
 
 # The fault profile (service crash loop, disk full, deterministic simulation): ops/faults.sh.
 echo "== ops/faults.sh"

@@ -270,6 +270,37 @@ pub struct GraphqlBenchOptions {
     pub seconds: u64,
 }
 
+/// Kernel counters that explain latency stalls: memory compaction and reclaim, huge-page
+/// faults, major faults.
+const VMSTAT_WATCHED: [&str; 6] = [
+    "compact_stall",
+    "allocstall_normal",
+    "thp_fault_alloc",
+    "thp_collapse_alloc",
+    "pgmajfault",
+    "pswpin",
+];
+
+/// `/proc/vmstat` (empty where there is none).
+fn vmstat() -> HashMap<String, u64> {
+    std::fs::read_to_string("/proc/vmstat")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let (k, v) = l.split_once(' ')?;
+            Some((k.to_owned(), v.parse().ok()?))
+        })
+        .collect()
+}
+
+/// The 1-minute load average (`?` where unknown).
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "?".to_owned())
+}
+
 async fn post(
     client: &reqwest::Client,
     url: &str,
@@ -322,6 +353,12 @@ pub async fn run_graphql(opts: GraphqlBenchOptions) -> anyhow::Result<()> {
     // Every query carries a bearer token, verified as `serve` verifies it (EdDSA): its cost
     // is part of the latency measured.
     let (auth, token) = crate::auth::bench_issuer(clock.clone())?;
+    // Time spent in the router (request parsed to response built), apart from the client's
+    // and the sockets' share of the latency the load generator sees.
+    let server_side = Arc::new(parking_lot::Mutex::new(
+        hdrhistogram::Histogram::<u64>::new(3)?,
+    ));
+    let timed = server_side.clone();
     let router = crate::http::app(crate::http::AppState {
         ledger: Arc::new(crate::ledger::Ledger::new(dyn_store, clock)),
         public_key_hex,
@@ -330,7 +367,18 @@ pub async fn run_graphql(opts: GraphqlBenchOptions) -> anyhow::Result<()> {
         limiter: None,
         // Served as `serve` serves it: the latency measured includes the metrics' cost.
         metrics: crate::metrics::Metrics::new(None),
-    });
+    })
+    .layer(axum::middleware::from_fn(
+        move |req: axum::extract::Request, next: axum::middleware::Next| {
+            let timed = timed.clone();
+            async move {
+                let t = Instant::now();
+                let response = next.run(req).await;
+                let _ = timed.lock().record((t.elapsed().as_micros() as u64).max(1));
+                response
+            }
+        },
+    ));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}/graphql", listener.local_addr()?);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -369,8 +417,14 @@ pub async fn run_graphql(opts: GraphqlBenchOptions) -> anyhow::Result<()> {
         post(&client, &url, &query_for(serial)).await?;
     }
 
+    server_side.lock().reset();
     let mut hist = hdrhistogram::Histogram::<u64>::new(3)?;
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<anyhow::Result<u64>>(4096);
+    // Requests over the 5 ms target, by second of the run: stalls that hit every request in
+    // flight show as a few bad seconds, a slow path as slow requests everywhere.
+    let mut slow_by_second = vec![0u32; opts.seconds as usize + 1];
+    let vmstat_before = vmstat();
+    let loadavg_before = loadavg();
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<anyhow::Result<(u64, u64)>>(4096);
     let interval = Duration::from_secs_f64(1.0 / f64::from(opts.rate.max(1)));
     let total = opts.rate as u64 * opts.seconds;
     let load_started = tokio::time::Instant::now();
@@ -391,9 +445,12 @@ pub async fn run_graphql(opts: GraphqlBenchOptions) -> anyhow::Result<()> {
                 let (client, url, tx) = (client.clone(), url.clone(), tx.clone());
                 let query = query_for(serial);
                 tokio::spawn(async move {
-                    let result = post(&client, &url, &query)
-                        .await
-                        .map(|_| scheduled.elapsed().as_micros() as u64);
+                    let result = post(&client, &url, &query).await.map(|_| {
+                        (
+                            scheduled.elapsed().as_micros() as u64,
+                            (scheduled - load_started).as_secs(),
+                        )
+                    });
                     let _ = tx.send(result).await;
                 });
             }
@@ -402,7 +459,14 @@ pub async fn run_graphql(opts: GraphqlBenchOptions) -> anyhow::Result<()> {
     let mut errors = 0u64;
     for _ in 0..total {
         match rx.recv().await {
-            Some(Ok(us)) => hist.record(us.max(1))?,
+            Some(Ok((us, second))) => {
+                hist.record(us.max(1))?;
+                if us > 5_000 {
+                    if let Some(n) = slow_by_second.get_mut(second as usize) {
+                        *n += 1;
+                    }
+                }
+            }
             Some(Err(e)) => {
                 errors += 1;
                 if errors <= 3 {
@@ -421,6 +485,44 @@ pub async fn run_graphql(opts: GraphqlBenchOptions) -> anyhow::Result<()> {
         hist.value_at_quantile(0.50) as f64 / 1000.0,
         hist.value_at_quantile(0.99) as f64 / 1000.0,
         hist.max() as f64 / 1000.0
+    );
+    {
+        let server = server_side.lock();
+        println!(
+            "  in the router: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms ({} requests)",
+            server.value_at_quantile(0.50) as f64 / 1000.0,
+            server.value_at_quantile(0.99) as f64 / 1000.0,
+            server.max() as f64 / 1000.0,
+            server.len()
+        );
+    }
+    let slow: Vec<String> = slow_by_second
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| **n > 0)
+        .map(|(s, n)| format!("{s}s:{n}"))
+        .collect();
+    println!(
+        "  over 5 ms, by second of the run: {}",
+        if slow.is_empty() {
+            "none".to_owned()
+        } else {
+            slow.join(" ")
+        }
+    );
+    let vmstat_after = vmstat();
+    let deltas: Vec<String> = VMSTAT_WATCHED
+        .iter()
+        .filter_map(|k| {
+            let d = vmstat_after.get(*k)? - vmstat_before.get(*k)?;
+            Some(format!("{k} +{d}"))
+        })
+        .collect();
+    println!(
+        "  machine during the run: load average {} -> {}; {}",
+        loadavg_before,
+        loadavg(),
+        deltas.join(", ")
     );
 
     let holder_filter = format!("holder: \"{holder}\", status: DISCHARGED");
