@@ -331,8 +331,23 @@ pub async fn run_graphql(opts: GraphqlBenchOptions) -> anyhow::Result<()> {
     );
     let started = Instant::now();
     let movements = opts.movements;
-    let (views, events) =
-        tokio::task::spawn_blocking(move || load_views(movements, |_| {})).await??;
+    // The views are built on a thread kept alive (parked) until the bench ends. mimalloc
+    // gives each thread its own heap: when the thread that allocated the views exits (a
+    // blocking-pool thread does 10 s after its last task), its heap walks and abandons
+    // gigabytes of pages, and the runtime's threads reclaim them as they allocate. With a
+    // million movements that took seconds of CPU inside the measured window and stalled
+    // requests for hundreds of milliseconds (perf, 2026-11-27).
+    let (loaded_tx, loaded_rx) = tokio::sync::oneshot::channel();
+    let (release_loader, parked) = std::sync::mpsc::channel::<()>();
+    let loader = std::thread::Builder::new()
+        .name("bench-load".to_owned())
+        .spawn(move || {
+            let _ = loaded_tx.send(load_views(movements, |_| {}));
+            let _ = parked.recv();
+        })?;
+    let (views, events) = loaded_rx
+        .await
+        .map_err(|_| anyhow::anyhow!("the loading thread failed"))??;
     let sim = traffic(movements)?;
     println!(
         "views loaded: {} movements, {events} events in {:.1} s ({:.0} events/s), peak RSS {} MiB",
@@ -557,5 +572,7 @@ pub async fn run_graphql(opts: GraphqlBenchOptions) -> anyhow::Result<()> {
     }
     let _ = stop.send(());
     server.await??;
+    drop(release_loader);
+    let _ = tokio::task::spawn_blocking(move || loader.join()).await;
     Ok(())
 }
