@@ -122,8 +122,11 @@ impl Drop for SmallDisk {
 }
 
 /// Posts messages not yet acknowledged, one by one, until one is refused for lack of space;
-/// asserts that refusal is a clean 507 STORAGE_FULL. Returns how many went in first.
+/// asserts that refusal is a clean 507 STORAGE_FULL. Returns how many went in (were
+/// acknowledged) first; messages answered 4xx (their movement not known yet) are not counted:
+/// they stay pending, so a later call sends them again before reaching the disk.
 async fn expect_storage_full(traffic: &Traffic, base: &str) -> usize {
+    let mut went_in = 0;
     let pending: Vec<usize> = {
         let book = traffic.book.lock();
         (0..traffic.messages.len())
@@ -131,7 +134,7 @@ async fn expect_storage_full(traffic: &Traffic, base: &str) -> usize {
             .collect()
     };
     let client = reqwest::Client::new();
-    for (k, n) in pending.into_iter().enumerate() {
+    for n in pending {
         let m = &traffic.messages[n];
         let r = client
             .post(format!("{base}/v1/messages"))
@@ -145,7 +148,10 @@ async fn expect_storage_full(traffic: &Traffic, base: &str) -> usize {
         let status = r.status().as_u16();
         let body: serde_json::Value = r.json().await.unwrap();
         match status {
-            200 | 201 => traffic.book.lock().acked[n] = true,
+            200 | 201 => {
+                traffic.book.lock().acked[n] = true;
+                went_in += 1;
+            }
             // The order of the traffic is not kept here, so a message may find its movement
             // unknown: a definitive answer that says nothing about space.
             400..=499 => {}
@@ -156,7 +162,7 @@ async fn expect_storage_full(traffic: &Traffic, base: &str) -> usize {
                     !message.contains("os error") && !message.contains('/'),
                     "internals leaked: {message}"
                 );
-                return k;
+                return went_in;
             }
             _ => panic!("a full disk answered {status}: {body}"),
         }
@@ -205,8 +211,13 @@ async fn a_full_disk_refuses_cleanly_corrupts_nothing_and_recovers() {
     let went_in = expect_storage_full(&traffic, &service.base).await;
     eprintln!("disk full: {went_in} more messages went in before a 507 STORAGE_FULL");
     // Full: more submissions are refused the same way, reads are served, nothing is damaged.
-    for _ in 0..3 {
-        assert_eq!(expect_storage_full(&traffic, &service.base).await, 0);
+    // Not necessarily at once: a views snapshot that failed for lack of space deletes its
+    // temporary file, and the space it gives back can take a few more messages (seen: 58 with
+    // FAULT_SEED=761967489; none with snapshots off). Each is acknowledged only once durable,
+    // which the exactly-once check at the end holds to.
+    for round in 0..3 {
+        let went_in = expect_storage_full(&traffic, &service.base).await;
+        eprintln!("disk full: round {round}: {went_in} went in before the next 507");
     }
     let r = client
         .get(format!("{}/v1/events?from=0&limit=10", service.base))
