@@ -41,8 +41,15 @@ pub fn traffic(movements: u32) -> anyhow::Result<Simulation> {
 
 /// Loads `movements` synthetic movements into fresh views through the pure rules (no log):
 /// returns the views and the number of events applied.
-pub fn load_views(movements: u32, mut progress: impl FnMut(u32)) -> anyhow::Result<(Views, u64)> {
-    let sim = traffic(movements)?;
+pub fn load_views(movements: u32, progress: impl FnMut(u32)) -> anyhow::Result<(Views, u64)> {
+    load_views_from(&traffic(movements)?, progress)
+}
+
+/// [`load_views`] from the traffic `sim`.
+fn load_views_from(
+    sim: &Simulation,
+    mut progress: impl FnMut(u32),
+) -> anyhow::Result<(Views, u64)> {
     let mut views = Views::default();
     let mut position = 0u64;
     let mut guarantees: HashMap<GuaranteeReference, GuaranteeState> = HashMap::new();
@@ -54,11 +61,14 @@ pub fn load_views(movements: u32, mut progress: impl FnMut(u32)) -> anyhow::Resu
             MessageBody::TransitDeclaration(d) => Some(d.guarantee.clone()),
             _ => movement.guarantee().cloned(),
         });
-        let mut guarantee = grn
+        // Read in place: a guarantee's state holds every movement it covers, so a copy per
+        // message made the load quadratic (a clone was 50 % of the load at 1M movements).
+        let unknown = GuaranteeState::default();
+        let current = grn
             .as_ref()
-            .and_then(|g| guarantees.get(g).cloned())
-            .unwrap_or_default();
-        let needed = guarantee_needed(msg, movement).map(|_| &guarantee);
+            .and_then(|g| guarantees.get(g))
+            .unwrap_or(&unknown);
+        let needed = guarantee_needed(msg, movement).map(|_| current);
         let ctx = Context {
             recorded_at: msg.sent_at,
         };
@@ -71,20 +81,21 @@ pub fn load_views(movements: u32, mut progress: impl FnMut(u32)) -> anyhow::Resu
             return;
         };
         let mrn = msg.mrn().cloned();
-        for event in &g_events {
-            guarantee.apply(&meta, event);
-            if let Some(grn) = &grn {
-                views.apply_decoded(&LedgerEvent::Guarantee {
-                    position,
-                    grn,
-                    meta: &meta,
-                    event,
-                });
+        match &grn {
+            Some(grn) if !g_events.is_empty() => {
+                let guarantee = guarantees.entry(grn.clone()).or_default();
+                for event in &g_events {
+                    guarantee.apply(&meta, event);
+                    views.apply_decoded(&LedgerEvent::Guarantee {
+                        position,
+                        grn,
+                        meta: &meta,
+                        event,
+                    });
+                    position += 1;
+                }
             }
-            position += 1;
-        }
-        if let (Some(grn), false) = (grn, g_events.is_empty()) {
-            guarantees.insert(grn, guarantee);
+            _ => position += g_events.len() as u64,
         }
         for event in &m_events {
             movement.apply(&meta, event);
@@ -331,24 +342,17 @@ pub async fn run_graphql(opts: GraphqlBenchOptions) -> anyhow::Result<()> {
     );
     let started = Instant::now();
     let movements = opts.movements;
-    // The views are built on a thread kept alive (parked) until the bench ends. mimalloc
-    // gives each thread its own heap: when the thread that allocated the views exits (a
-    // blocking-pool thread does 10 s after its last task), its heap walks and abandons
-    // gigabytes of pages, and the runtime's threads reclaim them as they allocate. With a
-    // million movements that took seconds of CPU inside the measured window and stalled
-    // requests for hundreds of milliseconds (perf, 2026-11-27).
-    let (loaded_tx, loaded_rx) = tokio::sync::oneshot::channel();
-    let (release_loader, parked) = std::sync::mpsc::channel::<()>();
-    let loader = std::thread::Builder::new()
-        .name("bench-load".to_owned())
-        .spawn(move || {
-            let _ = loaded_tx.send(load_views(movements, |_| {}));
-            let _ = parked.recv();
-        })?;
-    let (views, events) = loaded_rx
-        .await
-        .map_err(|_| anyhow::anyhow!("the loading thread failed"))??;
-    let sim = traffic(movements)?;
+    // The views are built on a resident thread, as `serve` builds them: a thread that exits
+    // hands its heap to the serving threads to reclaim, seconds of CPU inside the measured
+    // window with a million movements (see `resident`).
+    // The traffic is kept until the bench ends: freeing gigabytes during the measured window
+    // makes the allocator return them to the OS meanwhile.
+    let (views, events, sim) = crate::resident::spawn(move || {
+        let sim = traffic(movements)?;
+        let (views, events) = load_views_from(&sim, |_| {})?;
+        Ok::<_, anyhow::Error>((views, events, sim))
+    })
+    .await??;
     println!(
         "views loaded: {} movements, {events} events in {:.1} s ({:.0} events/s), peak RSS {} MiB",
         views.movements.len(),
@@ -420,7 +424,6 @@ pub async fn run_graphql(opts: GraphqlBenchOptions) -> anyhow::Result<()> {
             .collect(),
     );
     let holder = sim.holder_id(0).unwrap_or_default().to_owned();
-    drop(sim);
     let query_for = move |serial: u32| {
         format!(
             "{{ movement(mrn: \"{}\") {{ mrn status holder {{ name }} guarantee hsCodes riskScore }} }}",
@@ -572,7 +575,6 @@ pub async fn run_graphql(opts: GraphqlBenchOptions) -> anyhow::Result<()> {
     }
     let _ = stop.send(());
     server.await??;
-    drop(release_loader);
-    let _ = tokio::task::spawn_blocking(move || loader.join()).await;
+    drop(sim);
     Ok(())
 }

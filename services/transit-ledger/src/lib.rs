@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod projection;
 pub mod rate_limit;
 pub mod refusals;
+pub mod resident;
 pub mod simulate;
 pub mod snapshot;
 pub mod telemetry;

@@ -410,9 +410,10 @@ impl Projections {
         policy: SnapshotPolicy,
     ) -> (Arc<Projections>, Restored) {
         let dir = policy.dir.clone();
-        let loaded = tokio::task::spawn_blocking(move || crate::snapshot::read(&dir))
+        // On a resident thread: the views it decodes are the long-lived heap (see `resident`).
+        let loaded = crate::resident::spawn(move || crate::snapshot::read(&dir))
             .await
-            .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string()).into()));
+            .unwrap_or_else(|e| Err(std::io::Error::from(e).into()));
         let unusable = |reason: String| {
             tracing::warn!(%reason, "views snapshot unusable; rebuilding from position 0");
             if let Err(e) = crate::snapshot::set_aside(&policy.dir) {
@@ -572,12 +573,14 @@ impl Projections {
             .await
             .map_err(crate::snapshot::SnapshotError::Damaged)?;
         let this = self.clone();
-        let written = tokio::task::spawn_blocking(move || {
+        // The encoding buffers (as large as the views) are allocated and freed on a resident
+        // thread, so no thread exit ever hands them to the serving threads to reclaim.
+        let written = crate::resident::spawn(move || {
             let views = this.views.read();
             crate::snapshot::write(&policy.dir, position, &root, &views)
         })
         .await
-        .map_err(|e| std::io::Error::other(e.to_string()))??;
+        .map_err(std::io::Error::from)??;
         *self.last_snapshot.lock() = (position, Instant::now());
         tracing::info!(
             position,
@@ -738,7 +741,8 @@ pub async fn rebuild(
         progress: applied_tx,
     };
     let signals_done = done.clone();
-    let signals_lane = tokio::task::spawn_blocking(move || {
+    // The lanes allocate the views: resident threads, which never exit (see `resident`).
+    let signals_lane = crate::resident::spawn(move || {
         let mut signals = SignalEngine::new(FraudConfig::default());
         for page in signals_rx {
             for (position, decoded) in page.iter() {
@@ -748,7 +752,7 @@ pub async fn rebuild(
         }
         signals
     });
-    let read_models_lane = tokio::task::spawn_blocking(move || {
+    let read_models_lane = crate::resident::spawn(move || {
         let mut movements = MovementsView::new();
         let mut exposure = ExposureView::new();
         let mut corridors = CorridorsView::new();
@@ -764,8 +768,8 @@ pub async fn rebuild(
     });
     let applied = async {
         let (signals, read_models) = tokio::join!(signals_lane, read_models_lane);
-        let joined = |e: tokio::task::JoinError| {
-            RebuildError::Store(ledger_store::StoreError::Io(std::io::Error::other(e)))
+        let joined = |e: crate::resident::ResidentError| {
+            RebuildError::Store(ledger_store::StoreError::Io(e.into()))
         };
         let (movements, exposure, corridors) = read_models.map_err(joined)??;
         Ok::<_, RebuildError>(Views {
